@@ -1,0 +1,5 @@
+import sys
+
+from gradpath.cli import main
+
+sys.exit(main())

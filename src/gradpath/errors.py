@@ -1,0 +1,31 @@
+"""Errors a user can cause. The CLI prints these as one line, without a traceback."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class GradpathError(ValueError):
+    """A mistake in user input (name, argument, file). Printed as one line by the CLI."""
+
+
+class UnknownModelError(GradpathError, KeyError):
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0] if self.args else ""
+
+
+class UnknownOptionError(GradpathError):
+    pass
+
+
+class DataError(GradpathError):
+    """Bad dataset content: names the file and field."""
+
+
+def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:
+    """Return ' Did you mean: a, b?' for the closest choices, or '' when nothing is close."""
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=n, cutoff=0.5)
+    if not close:
+        close = [c for c in choices if word.lower() in c.lower()][:n]
+    return f" Did you mean: {', '.join(close)}?" if close else ""

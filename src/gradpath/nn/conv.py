@@ -1,0 +1,107 @@
+"""Conv → BatchNorm → activation, the unit every network of the paper is built from.
+
+Shapes: (N, in_chs, H, W) → (N, out_chs, ceil(H/stride), ceil(W/stride)) with "same" padding.
+For deployment ``fuse()`` folds BN into the conv (as YOLOv5's ``model.fuse()`` does), which is also the
+model the paper's parameter counts refer to (ARCHITECTURES.md §0).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "silu": lambda: nn.SiLU(inplace=True),
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leaky": lambda: nn.LeakyReLU(0.1, inplace=True),
+    "mish": lambda: nn.Mish(inplace=True),
+    "identity": nn.Identity,
+    "linear": nn.Identity,
+}
+
+
+def make_act(act: str | None | nn.Module) -> nn.Module:
+    """An activation from its name (``silu``, ``relu``, ``leaky``, ``mish``, ``linear``) or None."""
+    if act is None:
+        return nn.Identity()
+    if isinstance(act, nn.Module):
+        return act
+    try:
+        return ACTIVATIONS[act]()
+    except KeyError:
+        from gradpath.errors import GradpathError, suggest
+
+        raise GradpathError(f"unknown activation {act!r}.{suggest(act, ACTIVATIONS)}") from None
+
+
+def autopad(k: int, d: int = 1) -> int:
+    """Padding that keeps the spatial size at stride 1 (odd kernels)."""
+    return d * (k - 1) // 2
+
+
+class ConvBNAct(nn.Module):
+    """Conv2d(bias=False) + BatchNorm2d + activation; one gradient-path *unit*.
+
+    ``bn=False`` gives a conv with bias (used by classifier and detection output convs).
+    BN defaults follow YOLOv5 (eps 1e-3, momentum 0.03).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        k: int = 1,
+        s: int = 1,
+        p: int | None = None,
+        groups: int = 1,
+        act: str | None | nn.Module = "silu",
+        bn: bool = True,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.03,
+    ) -> None:
+        super().__init__()
+        if in_chs % groups or out_chs % groups:
+            from gradpath.errors import GradpathError
+
+            raise GradpathError(f"ConvBNAct: channels {in_chs}->{out_chs} not divisible by groups={groups}")
+        self.in_channels = in_chs
+        self.out_channels = out_chs
+        self.conv = nn.Conv2d(in_chs, out_chs, k, s, autopad(k) if p is None else p, groups=groups, bias=not bn)
+        self.bn = nn.BatchNorm2d(out_chs, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
+        self.act = make_act(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> "ConvBNAct":
+        """Fold BN into the conv in place (inference only); idempotent."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv = fuse_conv_bn(self.conv, self.bn)
+            self.bn = nn.Identity()
+        return self
+
+
+@torch.no_grad()
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new conv equal to bn(conv(x)) in eval mode: W' = W·γ/σ, b' = (b − μ)·γ/σ + β."""
+    fused = nn.Conv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+        conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+        device=conv.weight.device, dtype=conv.weight.dtype,
+    ).requires_grad_(False)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    return fused
+
+
+def fuse_model(model: nn.Module) -> nn.Module:
+    """Fold every ConvBNAct's BN (deploy form). Returns the same model, in eval mode."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, ConvBNAct):
+            m.fuse()
+    return model

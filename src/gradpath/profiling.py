@@ -1,0 +1,194 @@
+"""Model cost: parameters, MACs/FLOPs, activation memory peak, latency.
+
+Counting rules (ARCHITECTURES.md §0, written here because the numbers depend on them):
+
+- ``gflops`` = FLOPs of one forward of the *deploy* model on a (batch, 3, imgsz, imgsz) input, counted by
+  ``torch.utils.flop_counter.FlopCounterMode``: 2 × multiply-accumulates of every conv, linear and matmul.
+  Bias, BatchNorm, activations, pooling, add/concat, upsampling and implicit layers are not counted — the
+  YOLOv5 ``model_info`` rule on the fused model, and the darknet "BFLOPs" rule. ``gmacs`` = gflops / 2.
+- ``params`` = parameters of the deploy model, BN folded into its conv (one bias per folded conv), as
+  YOLOv5 reports after ``model.fuse()``. Folding is exact for ``ConvBNAct`` and for a Conv followed directly
+  by a BatchNorm inside an ``nn.Sequential``; any other BatchNorm is counted unfolded (γ and β).
+- ``params_weights`` = conv and linear *weights* only (no bias, no BN): darknet's count (Table 2).
+- ``params_train`` = every trainable parameter of the model as given.
+
+Counting runs on a ``meta``-device copy, so a 200-GFLOP model costs milliseconds and no memory; the same copy
+measures the activation memory peak by tracking live tensor storages. Latency runs the real fused model.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from gradpath.nn.conv import ConvBNAct, fuse_model
+
+_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _foldable_bns(model: nn.Module) -> dict[int, int]:
+    """id(BN module) → extra bias params its folding adds (0 if the conv already has a bias)."""
+    out: dict[int, int] = {}
+    for m in model.modules():
+        if isinstance(m, ConvBNAct) and isinstance(m.bn, _BN):
+            out[id(m.bn)] = 0 if m.conv.bias is not None else m.conv.out_channels
+        elif isinstance(m, nn.Sequential):
+            kids = list(m.children())
+            for a, b in zip(kids, kids[1:]):
+                if isinstance(a, (nn.Conv2d, nn.Conv1d, nn.Conv3d)) and isinstance(b, _BN):
+                    out[id(b)] = 0 if a.bias is not None else a.out_channels
+    return out
+
+
+def count_params(model: nn.Module) -> dict[str, int]:
+    """The three parameter counts of the module docstring."""
+    folded = _foldable_bns(model)
+    bn_param_ids = {id(p) for m in model.modules() if id(m) in folded for p in m.parameters(recurse=False)}
+    seen: set[int] = set()
+    fused = 0
+    for p in model.parameters():
+        if id(p) in seen or id(p) in bn_param_ids:
+            continue
+        seen.add(id(p))
+        fused += p.numel()
+    fused += sum(folded.values())
+    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, _WEIGHT_LAYERS))
+    train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"params": fused, "params_weights": weights, "params_train": train}
+
+
+class _LiveStorageTracker(TorchDispatchMode):
+    """Peak bytes of tensor storages created by the traced ops and still alive (views and in-place ops
+    share a storage and are counted once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        self._ref = StorageWeakRef
+        self.live: dict[int, tuple[Any, int]] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                key = st._cdata
+                if key not in self.live:
+                    self.live[key] = (self._ref(st), st.nbytes())
+        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
+        self.peak = max(self.peak, sum(n for _, n in self.live.values()))
+        return out
+
+
+def _example(model: nn.Module, imgsz: int, batch: int, device: torch.device | str) -> torch.Tensor:
+    chans = getattr(model, "in_chans", 3)
+    return torch.zeros(batch, chans, imgsz, imgsz, device=device)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    m = copy.deepcopy(model).to("meta")
+    return m.eval()
+
+
+def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
+    """FLOPs (2 × MACs of conv/linear/matmul) of one eval-mode forward, counted on a meta copy."""
+    meta = _meta_copy(model)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        meta(_example(meta, imgsz, batch, "meta"))
+    return int(counter.get_total_flops())
+
+
+def activation_memory(model: nn.Module, imgsz: int, batch: int = 1) -> dict[str, float]:
+    """Peak MiB of live activations in one forward: inference (no grad) and training (what autograd keeps
+    for backward, plus the working set). Parameters and the input are not included."""
+    meta = _meta_copy(model)
+    x = _example(meta, imgsz, batch, "meta")
+    res = {}
+    with torch.no_grad(), _LiveStorageTracker() as tr:
+        out = meta(x)
+        del out
+    res["act_mem_infer_mb"] = tr.peak / 2**20
+    meta.train()
+    for p in meta.parameters():
+        p.requires_grad_(True)
+    with _LiveStorageTracker() as tr:
+        out = meta(x)
+        del out
+    res["act_mem_train_mb"] = tr.peak / 2**20
+    return res
+
+
+def measure_latency(
+    model: nn.Module, imgsz: int, batch: int = 1, device: str | torch.device | None = None,
+    warmup: int = 2, iters: int = 10,
+) -> dict[str, float]:
+    """Median and mean wall time (ms) of a forward of the fused model; ``warmup`` runs are discarded."""
+    dev = torch.device(device) if device else next(model.parameters()).device
+    m = fuse_model(copy.deepcopy(model)).to(dev)
+    x = _example(m, imgsz, batch, dev)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + iters):
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t0 = time.perf_counter()
+            m(x)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "latency_ms": statistics.median(times),
+        "latency_mean_ms": statistics.fmean(times),
+        "latency_iters": iters,
+        "latency_device": str(dev),
+    }
+
+
+def profile(
+    model: nn.Module,
+    imgsz: int | None = None,
+    *,
+    batch: int = 1,
+    memory: bool = True,
+    iters: int = 0,
+    warmup: int = 2,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Cost of ``model`` at ``imgsz`` (default: the model's own ``default_imgsz``, else 224).
+
+    Returns ``params``, ``params_weights``, ``params_train``, ``gmacs``, ``gflops`` (see module docstring),
+    ``act_mem_infer_mb`` / ``act_mem_train_mb`` (with ``memory``), and ``latency_ms`` when ``iters > 0``.
+    """
+    imgsz = int(imgsz or getattr(model, "default_imgsz", 224))
+    if imgsz <= 0 or batch <= 0:
+        from gradpath.errors import GradpathError
+
+        raise GradpathError(f"imgsz and batch must be positive, got imgsz={imgsz}, batch={batch}")
+    was_training = model.training
+    flops = count_flops(model, imgsz, batch)
+    res: dict[str, Any] = {
+        "model": getattr(model, "gradpath_name", type(model).__name__),
+        "imgsz": imgsz,
+        "batch": batch,
+        "num_classes": getattr(model, "num_classes", None),
+        **count_params(model),
+        "gmacs": flops / 2e9,
+        "gflops": flops / 1e9,
+    }
+    if memory:
+        res.update(activation_memory(model, imgsz, batch))
+    if iters > 0:
+        res.update(measure_latency(model, imgsz, batch, device, warmup, iters))
+    model.train(was_training)
+    return res
