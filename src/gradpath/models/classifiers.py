@@ -1,0 +1,133 @@
+"""Table 2's ImageNet classifiers in their darknet form (WongKinYiu/CrossStagePartialNetworks cfgs;
+ARCHITECTURES.md §3): Darknet-53, ResNet-50, ResNeXt-50 and their CSP versions (paper §3.2, stage level).
+
+Darknet conventions kept because the paper's counts depend on them: leaky ReLU 0.1; ResNet/ResNeXt shortcuts
+have **no projection conv** — where channels or stride differ the identity is added over the overlapping
+channels, strided (``Residual(shortcut="asym")``, darknet's ``[shortcut]``); global average pooling *before* the
+1000-way classifier (needed for ResNet-50's published 9.74G; the resnet50.cfg itself pools after it).
+Params in Table 2 are conv/linear weights only (``params_weights``); FLOPs at 256×256.
+NOTE: darknet's 1×1 classifier conv is a ``nn.Linear`` here (same weights and FLOPs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gradpath.errors import GradpathError
+from gradpath.models.heads import ClassifierHead
+from gradpath.models.registry import PaperRef, register_model
+from gradpath.nn import ConvBNAct, CSPStage, bottleneck_block, res_block
+
+ARCHS = ("darknet53", "resnet50", "resnext50")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    arch: str = "darknet53"
+    csp: bool = False
+    num_classes: int = 1000
+    act: str = "leaky"
+    fusion: str = "fusion"  # CSP stages only
+    stop_gradient: str | None = None
+    in_chans: int = 3
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise GradpathError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.num_classes < 1:
+            raise GradpathError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.fusion != "fusion" and not self.csp:
+            raise GradpathError("fusion applies to CSP classifiers only (csp=True)")
+
+
+def _darknet53(cfg: ClassifierConfig) -> tuple[list[nn.Module], int]:
+    act, sg = cfg.act, cfg.stop_gradient
+    layers: list[nn.Module] = [ConvBNAct(cfg.in_chans, 32, 3, act=act)]
+    for i, (cin, cout, n) in enumerate(((32, 64, 1), (64, 128, 2), (128, 256, 8), (256, 512, 8), (512, 1024, 4))):
+        layers.append(ConvBNAct(cin, cout, 3, 2, act=act))
+        if not cfg.csp:
+            layers += [res_block(cout, cout // 2, act=act, stop_gradient=sg) for _ in range(n)]
+        else:
+            # stage 1: path/cross of full width, RB(64, 32); stages 2–5: half width, RB(C/2, C/2) (§3).
+            h = cout if i == 0 else cout // 2
+            hidden = cout // 2
+
+            def block(c: int, j: int, hidden: int = hidden) -> nn.Module:
+                return res_block(c, hidden, act=act, stop_gradient=sg)
+
+            layers.append(CSPStage(cout, cout, block, n, fusion=cfg.fusion, path_chs=h, cross_chs=h, act=act))
+    return layers, 1024
+
+
+def _resnet(cfg: ClassifierConfig) -> tuple[list[nn.Module], int]:
+    act, sg = cfg.act, cfg.stop_gradient
+    next_ = cfg.arch == "resnext50"
+    groups = 32 if next_ else 1
+    layers: list[nn.Module] = [ConvBNAct(cfg.in_chans, 64, 7, 2, act=act), nn.MaxPool2d(2, 2)]
+    c = 64
+    if not cfg.csp:
+        for i, (base, n) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+            width, out = (2 * base if next_ else base), 4 * base
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                layers.append(bottleneck_block(c, width, out, stride, groups=groups, act=act, shortcut="asym",
+                                               stop_gradient=sg))
+                c = out
+        return layers, c
+    # CSP: stage 1 (64 in) and stages 2–4 preceded by a 3×3 s2 (grouped for ResNeXt) (ARCHITECTURES.md §3).
+    # (stage input, path width, stage output, blocks)
+    plans = ((64, 128, 128, 3), (128, 256, 256, 3), (256, 512, 512, 5), (512, 1024, 1024, 2)) if not next_ else \
+        ((64, 128, 256, 3), (256, 256, 512, 3), (512, 512, 1024, 5), (1024, 1024, 2048, 2))
+    for i, (cin, path, out, n) in enumerate(plans):
+        if i > 0:
+            layers.append(ConvBNAct(c, cin, 3, 2, groups=groups, act=act))
+        if next_:
+            width, bout = (128, 128) if i == 0 else (path, path)
+            path_chs = 64 if i == 0 else path
+        else:
+            width, bout = (64, 128) if i == 0 else (cin, path)
+            path_chs = 64 if i == 0 else path
+        cross = 128 if i == 0 else path
+        split_act = None if next_ else ("linear" if i in (1, 2) else act)
+
+        def block(ch: int, j: int, width: int = width, bout: int = bout) -> nn.Module:
+            return bottleneck_block(ch, width, bout, groups=groups, act=act, shortcut="asym", stop_gradient=sg)
+
+        layers.append(CSPStage(cin, out, block, n, fusion=cfg.fusion, path_chs=path_chs, cross_chs=cross,
+                               act=act, split_act=split_act))
+        c = out
+    return layers, c
+
+
+class DarknetClassifier(nn.Module):
+    """Features then GAP + linear. Shapes: (N, 3, H, W) → (N, num_classes)."""
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        layers, c = _darknet53(cfg) if cfg.arch == "darknet53" else _resnet(cfg)
+        self.num_classes = cfg.num_classes
+        self.in_chans = cfg.in_chans
+        self.features = nn.Sequential(*layers)
+        self.head = ClassifierHead(c, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+_T2 = [
+    ("darknet53", "darknet53", False, 18.57, 41.57, 77.2, "Darknet-53"),
+    ("csp-darknet53", "darknet53", True, 13.07, 27.61, 77.2, "CSPDarknet-53"),
+    ("resnet50", "resnet50", False, 9.74, 22.73, 75.8, "ResNet-50 (darknet form: no projection shortcuts)"),
+    ("csp-resnet50", "resnet50", True, 8.97, 21.57, 76.6, "CSPResNet-50"),
+    ("resnext50", "resnext50", False, 10.11, 22.19, 77.8, "ResNeXt-50 (darknet form: no projection shortcuts)"),
+    ("csp-resnext50", "resnext50", True, 7.93, 20.50, 77.9, "CSPResNeXt-50"),
+]
+for _name, _arch, _csp, _gf, _pm, _top1, _desc in _T2:
+    register_model(
+        _name, ClassifierConfig(arch=_arch, csp=_csp), default_imgsz=256, task="classify",
+        paper=PaperRef("2", 256, _gf, _pm, "weights", {"top1": _top1}),
+        description=f"{_desc}, ImageNet (Table 2)",
+    )(DarknetClassifier)
