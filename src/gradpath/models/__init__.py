@@ -1,5 +1,5 @@
 """Model families; importing this module fills the registry."""
-from gradpath.models import classifiers, reference, yolor, yolov5  # noqa: F401
+from gradpath.models import classifiers, reference, vovnet, yolor, yolov5  # noqa: F401
 from gradpath.models.registry import (
     ModelEntry,
     PaperRef,
