@@ -2,8 +2,9 @@
 
 ``torchrun --nproc_per_node N -m gradpath.cli train ...`` sets RANK / WORLD_SIZE / LOCAL_RANK; each process
 then owns one device (``cuda:LOCAL_RANK`` with NCCL, or the CPU with gloo) and a ``DistributedSampler`` shard.
-Evaluation runs on rank 0 on the unwrapped EMA model while the other ranks wait on a barrier, after which the
-metrics are broadcast so every rank agrees on "best" — no collective is ever issued by one rank alone.
+Every rank evaluates the unwrapped EMA model on its shard of the val set and the task merges the shards (so no
+collective is ever issued by one rank alone); rank 0 then writes the files while the others wait on a barrier,
+and its view of "best" is broadcast so every rank agrees.
 """
 from __future__ import annotations
 

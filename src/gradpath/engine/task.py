@@ -33,7 +33,10 @@ class Task(Protocol):
         """(scalar loss to back-propagate, detached per-component vector matching ``loss_names``)."""
 
     def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-        """Metrics of ``model`` (already in eval mode) on the val loader."""
+        """Metrics of ``model`` (already in eval mode) on the val loader.
+
+        Under DDP every rank calls this with its shard of the val set (a ``DistributedSampler``, no shuffle) and
+        must return the metrics of the whole set, e.g. by ``all_gather_object`` of its predictions."""
 
     def fitness(self, metrics: dict[str, float]) -> float:
         """One number that decides ``best.pt`` (higher is better)."""

@@ -126,10 +126,14 @@ class Trainer:
             worker_init_fn=seed_worker, generator=self.loader_gen, persistent_workers=False,
         )
         self.val_loader = None
-        if self.val_ds is not None and len(self.val_ds) > 0 and self.is_main:
+        if self.val_ds is not None and len(self.val_ds) > 0:
+            # Every rank evaluates its shard; Task.evaluate merges the shards (so no rank waits on a collective
+            # that another rank skipped).
+            val_sampler = (DistributedSampler(self.val_ds, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                              shuffle=False) if self.dist.enabled else None)
             self.val_loader = DataLoader(self.val_ds, batch_size=self.batch_per_rank, shuffle=False,
-                                         num_workers=min(cfg.workers, 2), collate_fn=task.collate_fn,
-                                         pin_memory=self.device.type == "cuda")
+                                         sampler=val_sampler, num_workers=min(cfg.workers, 2),
+                                         collate_fn=task.collate_fn, pin_memory=self.device.type == "cuda")
 
         # Accumulate gradients to the nominal batch (Sec. 5.1 recipe); weight decay is per nominal batch.
         self.accumulate = max(round(cfg.nbs / cfg.batch), 1)
@@ -317,15 +321,15 @@ class Trainer:
     def _end_epoch(self, epoch: int, losses: torch.Tensor, seconds: float) -> None:
         cfg = self.cfg
         final = epoch + 1 == cfg.epochs
+        metrics: dict[str, float] = {}
+        if self.val_loader is not None and ((epoch + 1) % cfg.val_interval == 0 or final):
+            model = self.eval_model()
+            was_training = model.training
+            model.eval()
+            metrics = dict(self.task.evaluate(model, self.val_loader, self.device))
+            model.train(was_training)
         payload = None
         if self.is_main:
-            metrics: dict[str, float] = {}
-            if self.val_loader is not None and ((epoch + 1) % cfg.val_interval == 0 or final):
-                model = self.eval_model()
-                was_training = model.training
-                model.eval()
-                metrics = dict(self.task.evaluate(model, self.val_loader, self.device))
-                model.train(was_training)
             fitness = self.task.fitness(metrics) if metrics else -math.inf
             is_best = bool(metrics) and fitness >= self.best_fitness
             if is_best:
@@ -350,7 +354,7 @@ class Trainer:
                 except Exception as e:  # a plot must never lose a training run
                     self.log(f"  (plotting failed: {type(e).__name__}: {e})")
             payload = (self.best_fitness, self.metrics)
-        # Other ranks waited here while rank 0 evaluated; now everyone agrees on best/metrics.
+        # Other ranks wait here while rank 0 writes files; then everyone agrees on best/metrics.
         ddp.barrier()
         self.best_fitness, self.metrics = ddp.broadcast_object(payload)
 
