@@ -76,6 +76,7 @@ class Segment(nn.Module):
             raise ValueError(f"Segment: {self.nl} anchor levels but ch={list(ch)}, strides={list(strides)}")
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(self.nl, self.na, 2))
         self.register_buffer("stride", torch.tensor(strides, dtype=torch.float32))
+        self.strides = tuple(int(s) for s in strides)
         self.m = nn.ModuleList(nn.Conv2d(c, self.na * self.no, 1) for c in ch)
         self.implicit = implicit
         if implicit:
@@ -87,7 +88,7 @@ class Segment(nn.Module):
     @torch.no_grad()
     def _init_biases(self) -> None:
         """YOLOv5's prior: ~8 objects per 640² image at each level, class prior 0.6/(nc − 0.99)."""
-        for conv, s in zip(self.m, self.stride.tolist()):
+        for conv, s in zip(self.m, self.strides):
             b = conv.bias.view(self.na, self.no)
             b[:, 4] += math.log(8 / (640 / s) ** 2)
             b[:, 5:5 + self.nc] += math.log(0.6 / (self.nc - 0.99)) if self.nc > 1 else 0.0

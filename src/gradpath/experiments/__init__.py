@@ -1,0 +1,1 @@
+"""Paper experiments: the rows of the paper's tables and how to measure them (``gradpath reproduce``)."""
