@@ -1,0 +1,160 @@
+"""Backward graph → :class:`OpGraph` (GRADIENT_PATHS.md §3, the fallback for models fx cannot trace).
+
+One real forward builds the autograd graph; walking ``loss.grad_fn.next_functions`` sees exactly the routes
+gradient takes, so detach and ``no_grad`` are exact (§2.4). A backward node is a unit when one of its inputs
+leads only to ``AccumulateGrad`` of registered parameters (this also catches Linear's ``TBackward → weight``);
+the module is found by parameter identity. Channel maps would need the version-specific ``_saved_*``
+attributes of Cat/Split/Slice/ConstantPadNd, so this backend works at layer granularity and says so.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph
+from gradpath.analysis.naming import is_norm, param_owner_map, unit_display_name
+
+_CHANNEL_OPS = ("Cat", "Split", "Slice", "ConstantPadNd", "Narrow", "Unbind", "Chunk")
+
+
+def _tensors(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _tensors(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in _tensors(o)]
+    return []
+
+
+def default_loss(out: Any) -> torch.Tensor:
+    """Every output tensor feeds the loss (weights ignored, §2.1)."""
+    ts = [t for t in _tensors(out) if t.requires_grad]
+    if not ts:
+        from gradpath.errors import GradpathError
+
+        raise GradpathError("no model output requires grad: nothing to analyse")
+    return sum(t.float().sum() for t in ts)
+
+
+def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | None = None,
+                   norm: str = "merge") -> OpGraph:
+    g = OpGraph()
+    was_training = model.training
+    model.eval()
+    try:
+        x = example.detach().clone().requires_grad_(example.is_floating_point())
+        with torch.enable_grad():
+            out = model(x)
+            loss = loss_fn(out) if loss_fn is not None else default_loss(out)
+    finally:
+        model.train(was_training)
+    if loss.grad_fn is None:
+        from gradpath.errors import GradpathError
+
+        raise GradpathError("the loss does not depend on any parameter or the input")
+    pname = {id(p): n for n, p in model.named_parameters()}
+    params = dict(model.named_parameters())
+    owners = param_owner_map(model)
+
+    # collect backward nodes
+    seen: dict[Any, None] = {}
+    stack = [loss.grad_fn]
+    while stack:
+        f = stack.pop()
+        if f in seen:
+            continue
+        seen[f] = None
+        stack.extend(nf for nf, _ in f.next_functions if nf is not None)
+
+    # param-only analysis (memoized, iterative post-order)
+    ponly: dict[Any, tuple[bool, frozenset]] = {}
+
+    def leaf_info(f) -> tuple[bool, frozenset]:
+        var = f.variable
+        if var is x:
+            return False, frozenset()
+        n = pname.get(id(var))
+        return True, frozenset([n]) if n else frozenset()
+
+    order = list(seen)
+    pending = [loss.grad_fn]
+    while pending:
+        f = pending[-1]
+        if f in ponly:
+            pending.pop()
+            continue
+        if hasattr(f, "variable"):
+            ponly[f] = leaf_info(f)
+            pending.pop()
+            continue
+        nxt = [nf for nf, _ in f.next_functions if nf is not None]
+        todo = [nf for nf in nxt if nf not in ponly]
+        if todo:
+            pending.extend(todo)
+            continue
+        ok = all(ponly[nf][0] for nf in nxt)
+        ps = frozenset().union(*[ponly[nf][1] for nf in nxt]) if nxt else frozenset()
+        ponly[f] = (ok, ps)
+        pending.pop()
+
+    data = [f for f in order if not ponly[f][0]]
+    if any(type(f).__name__.startswith(_CHANNEL_OPS) for f in data):
+        g.warnings.append("autograd backend resolves layers, not channel groups (split/cat/pad seen); "
+                          "use backend='fx' for PRN/CSP channel groups (GRADIENT_PATHS.md §3)")
+    inp = [f for f in data if hasattr(f, "variable")]
+
+    def seq(f) -> int:
+        try:
+            return f._sequence_nr()
+        except Exception:  # pragma: no cover - very old torch
+            return 0
+
+    body = sorted((f for f in data if not hasattr(f, "variable")), key=seq)
+    ordered = inp + body
+    idx: dict[Any, int] = {}
+    users: dict[Any, int] = {}
+    for f in body:
+        for nf, _ in f.next_functions:
+            if nf is not None and not ponly[nf][0]:
+                users[nf] = users.get(nf, 0) + 1
+    unit_params: dict[Any, set] = {}
+    merged_norm_of: dict[Any, str] = {}
+    for f in ordered:
+        if hasattr(f, "variable"):
+            idx[f] = g.add_node(INPUT, "input", None, op="input")
+            continue
+        ps = set()
+        for nf, _ in f.next_functions:
+            if nf is not None and ponly[nf][0]:
+                ps |= ponly[nf][1]
+        dins = [nf for nf, _ in f.next_functions if nf is not None and not ponly[nf][0]]
+        owner = owners.get(next(iter(sorted(ps))), "") if ps else ""
+        mod = model.get_submodule(owner) if ps else None
+        if ps and mod is not None and is_norm(mod) and norm != "count":
+            src = dins[0] if len(dins) == 1 else None
+            if norm == "merge" and src is not None and src in unit_params and users.get(src, 0) == 1:
+                u = g.nodes[idx[src]]
+                unit_params[src] |= ps
+                u.params += sum(params[p].numel() for p in ps)
+                u.param_names += tuple(sorted(ps))
+                first_owner = owners[sorted(unit_params[src] - ps)[0]] if unit_params[src] - ps else owner
+                u.name = unit_display_name(model, first_owner, merged_norm=owner)
+            elif norm == "merge":
+                g.aux.append((owner, sum(params[p].numel() for p in ps)))
+            idx[f] = g.add_node(PASS, type(f).__name__, None, op=type(f).__name__)
+        elif ps:
+            idx[f] = g.add_node(UNIT, unit_display_name(model, owner), None, op=type(f).__name__,
+                                params=sum(params[p].numel() for p in ps),
+                                trainable=any(params[p].requires_grad for p in ps),
+                                param_names=tuple(sorted(ps)))
+            unit_params[f] = set(ps)
+        else:
+            idx[f] = g.add_node(PASS, type(f).__name__, None, op=type(f).__name__)
+        for nf in dict.fromkeys(dins):
+            g.add_edge(idx[nf], idx[f], None)
+    lo = g.add_node(LOSS, "loss", None, op="loss")
+    g.add_edge(idx[loss.grad_fn], lo, None)
+    return g
