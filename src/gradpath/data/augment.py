@@ -1,0 +1,183 @@
+"""Geometric and colour augmentation that keeps images, boxes and masks consistent.
+
+The recipe is YOLOv5-r6.2's (the decoder of the paper's detection experiments, Sec. 5): letterbox for
+validation; mosaic of 4 images, random affine (rotation, scale, translation), HSV jitter and horizontal flip for
+training. Every geometric step is one 3x3 matrix from original image pixels to output pixels, so the image is
+resampled once (bilinear) and each instance mask once (nearest, gathered straight at the ``S/4`` mask
+resolution the loss uses).
+
+Boxes follow the same matrix through their corners, which is exact for scale/translate/flip. A rotation makes
+corner boxes loose, so then boxes are recomputed from the transformed full-resolution masks instead. Instances
+whose box becomes degenerate (w or h < 2 px), or that lose most of their area to cropping, are dropped.
+
+NOTE: ``torchvision.transforms.v2.RandomAffine`` on ``tv_tensors`` keeps the canvas size, whereas mosaic needs a
+2S canvas warped to S; composing the mosaic placement and the affine into one matrix also saves a resampling,
+so the warp is done here with ``grid_sample``; box maths uses ``torchvision.ops``.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FILL = 114  # letterbox / border grey, as in YOLOv5
+MASK_STRIDE = 4  # masks are returned at imgsz // 4 (the prototype resolution of the YOLOv5-seg head)
+
+DEFAULT_HYP = {
+    "mosaic": 1.0,  # probability of a 4-image mosaic
+    "degrees": 0.0,  # rotation range (+/- deg)
+    "translate": 0.1,  # translation (+/- fraction of the output size)
+    "scale": 0.5,  # scale gain range (1 +/- scale)
+    "fliplr": 0.5,  # probability of a horizontal flip
+    "hsv_h": 0.015,  # hue gain (fraction)
+    "hsv_s": 0.7,  # saturation gain (fraction)
+    "hsv_v": 0.4,  # value gain (fraction)
+}
+
+
+def resolve_hyp(hyp: dict | None) -> dict:
+    from gradpath.errors import GradpathError, suggest
+
+    out = dict(DEFAULT_HYP)
+    for k, v in (hyp or {}).items():
+        if k not in DEFAULT_HYP:
+            continue  # a training hyp dict also carries loss/optimizer keys
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            raise GradpathError(f"hyp {k!r} must be a number, got {v!r}.{suggest(k, DEFAULT_HYP)}") from None
+    return out
+
+
+def letterbox_params(h0: int, w0: int, size: int) -> tuple[float, int, int, int, int]:
+    """(gain, new_h, new_w, pad_left, pad_top): the long side scaled to ``size``, centred on a square canvas."""
+    r = size / max(h0, w0)
+    nh, nw = max(1, round(h0 * r)), max(1, round(w0 * r))
+    return r, nh, nw, (size - nw) // 2, (size - nh) // 2
+
+
+def scale_translate(r: float, dx: float, dy: float) -> np.ndarray:
+    return np.array([[r, 0, dx], [0, r, dy], [0, 0, 1]], np.float64)
+
+
+@dataclass
+class Placement:
+    """Where one source image lands on the canvas: ``A`` maps its original pixels to canvas pixels; only the
+    canvas rectangle ``region`` (x1, y1, x2, y2) shows it (mosaic tiles are cropped)."""
+
+    A: np.ndarray
+    region: tuple[float, float, float, float]
+
+
+def random_affine(canvas_hw: tuple[int, int], out_size: int, hyp: dict, rng: random.Random) -> tuple[np.ndarray, bool]:
+    """Canvas->output matrix: centre, rotate+scale, translate to the output centre +/- ``translate``.
+    Returns the matrix and whether it rotates (so boxes must come from masks)."""
+    hc, wc = canvas_hw
+    C = np.array([[1, 0, -wc / 2], [0, 1, -hc / 2], [0, 0, 1]], np.float64)
+    a = rng.uniform(-hyp["degrees"], hyp["degrees"]) if hyp["degrees"] > 0 else 0.0
+    s = rng.uniform(1 - hyp["scale"], 1 + hyp["scale"]) if hyp["scale"] > 0 else 1.0
+    ca, sa = math.cos(math.radians(a)) * s, math.sin(math.radians(a)) * s
+    R = np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]], np.float64)
+    t = hyp["translate"]
+    tx = rng.uniform(0.5 - t, 0.5 + t) * out_size if t > 0 else 0.5 * out_size
+    ty = rng.uniform(0.5 - t, 0.5 + t) * out_size if t > 0 else 0.5 * out_size
+    T = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]], np.float64)
+    return T @ R @ C, a != 0.0
+
+
+def warp_image(canvas: torch.Tensor, M: np.ndarray, out_size: int) -> torch.Tensor:
+    """Resample a uint8 (3, Hc, Wc) canvas through canvas->output matrix ``M`` (bilinear, grey border)."""
+    hc, wc = canvas.shape[-2:]
+    if out_size == hc == wc and np.allclose(M, np.eye(3)):
+        return canvas
+    Minv = torch.from_numpy(np.linalg.inv(M)).float()
+    c = torch.arange(out_size, dtype=torch.float32) + 0.5
+    gy, gx = torch.meshgrid(c, c, indexing="ij")
+    pts = torch.stack([gx, gy, torch.ones_like(gx)], -1) @ Minv.T  # output pixel centres on the canvas
+    grid = torch.stack([pts[..., 0] * (2 / wc) - 1, pts[..., 1] * (2 / hc) - 1], -1)[None]
+    x = canvas[None].float() - FILL  # zeros padding == FILL after adding it back
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return (out[0] + FILL).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def sample_masks(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, out_size: int,
+                 stride: int) -> np.ndarray:
+    """Nearest-neighbour gather of (h0, w0, n) original-resolution masks at the centres of the ``stride``-px
+    cells of the output (n, out_size // stride, out_size // stride). Cells outside ``place.region`` are 0."""
+    n = masks_hwn.shape[2]
+    g = out_size // stride
+    if n == 0:
+        return np.zeros((0, g, g), np.uint8)
+    c = (np.arange(g, dtype=np.float64) + 0.5) * stride
+    gx, gy = np.meshgrid(c, c)
+    Minv = np.linalg.inv(M)
+    cx = Minv[0, 0] * gx + Minv[0, 1] * gy + Minv[0, 2]  # canvas coordinates
+    cy = Minv[1, 0] * gx + Minv[1, 1] * gy + Minv[1, 2]
+    x1, y1, x2, y2 = place.region
+    inside = (cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)
+    Ainv = np.linalg.inv(place.A)
+    sx = np.floor(Ainv[0, 0] * cx + Ainv[0, 1] * cy + Ainv[0, 2]).astype(np.int64)
+    sy = np.floor(Ainv[1, 0] * cx + Ainv[1, 1] * cy + Ainv[1, 2]).astype(np.int64)
+    h0, w0 = masks_hwn.shape[:2]
+    inside &= (sx >= 0) & (sx < w0) & (sy >= 0) & (sy < h0)
+    out = np.zeros((g, g, n), np.uint8)
+    out[inside] = masks_hwn[sy[inside], sx[inside]]
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray, out_size: int) -> np.ndarray:
+    """xyxy original-pixel boxes -> output pixels: placed and cropped to the tile, then the corners through M."""
+    if len(boxes) == 0:
+        return np.zeros((0, 4), np.float64)
+    b = boxes.astype(np.float64)
+    A = place.A
+    b = np.stack([b[:, 0] * A[0, 0] + A[0, 2], b[:, 1] * A[1, 1] + A[1, 2],
+                  b[:, 2] * A[0, 0] + A[0, 2], b[:, 3] * A[1, 1] + A[1, 2]], 1)
+    x1, y1, x2, y2 = place.region
+    b[:, [0, 2]] = b[:, [0, 2]].clip(x1, x2)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(y1, y2)
+    corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], 1)  # (n, 4, 2)
+    pts = corners @ M[:2, :2].T + M[:2, 2]
+    out = np.concatenate([pts.min(1), pts.max(1)], 1)
+    return out.clip(0, out_size)
+
+
+def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
+    """Tight xyxy boxes (pixel edges, so a 1-px mask has w = 1) of (n, H, W) masks; empty masks give zeros."""
+    from torchvision.ops import masks_to_boxes
+
+    out = torch.zeros((masks.shape[0], 4))
+    nonempty = masks.flatten(1).any(1)
+    if nonempty.any():
+        out[nonempty] = masks_to_boxes(masks[nonempty]).float() + torch.tensor([0.0, 0.0, 1.0, 1.0])
+    return out
+
+
+def hsv_jitter(img: torch.Tensor, hgain: float, sgain: float, vgain: float, rng: random.Random) -> torch.Tensor:
+    """Random hue/saturation/value gains through lookup tables in PIL's HSV space (uint8 in, uint8 out)."""
+    if not (hgain or sgain or vgain):
+        return img
+    from PIL import Image
+
+    r = [rng.uniform(-1, 1) * g + 1 for g in (hgain, sgain, vgain)]
+    x = np.arange(256, dtype=np.float64)
+    luts = [((x * r[0]) % 256).astype(np.uint8), np.clip(x * r[1], 0, 255).astype(np.uint8),
+            np.clip(x * r[2], 0, 255).astype(np.uint8)]
+    hsv = Image.fromarray(img.permute(1, 2, 0).numpy()).convert("HSV")
+    chans = [c.point(lut.tolist()) for c, lut in zip(hsv.split(), luts)]
+    rgb = Image.merge("HSV", chans).convert("RGB")
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
+
+
+def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0, area_thr: float = 0.1,
+                   ar_thr: float = 20.0) -> np.ndarray:
+    """Keep boxes at least ``min_wh`` px wide and high that kept > ``area_thr`` of their (scaled) area and
+    have aspect ratio < ``ar_thr`` (the YOLOv5 rule); ``before`` is already scaled to output pixels."""
+    w1, h1 = before[:, 2] - before[:, 0], before[:, 3] - before[:, 1]
+    w2, h2 = after[:, 2] - after[:, 0], after[:, 3] - after[:, 1]
+    ar = np.maximum(w2 / (h2 + 1e-16), h2 / (w2 + 1e-16))
+    return (w2 >= min_wh) & (h2 >= min_wh) & (w2 * h2 / (w1 * h1 + 1e-16) > area_thr) & (ar < ar_thr)

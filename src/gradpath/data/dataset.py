@@ -1,0 +1,294 @@
+"""``build_dataset`` / ``collate_fn``: the detection + instance-segmentation samples of contract B.
+
+Each item is one letterboxed (validation) or augmented (training: mosaic, affine, HSV, flip) image with its
+instances as contiguous class ids, normalized cxcywh boxes and binary masks at ``imgsz // 4`` (the resolution of
+the YOLOv5-seg prototype masks). ``coco_gt()`` gives the split in original image coordinates for pycocotools,
+crowd regions included, which is what the paper's COCO numbers are computed against.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gradpath.data import augment as aug
+from gradpath.data.config import DataConfig, load_data_config
+from gradpath.data.records import ImageRecord, Problems
+from gradpath.errors import DataError, GradpathError
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """(3, H, W) uint8 RGB; a corrupt or unreadable file is a ``DataError`` naming it."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    try:
+        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+    except (RuntimeError, ValueError):
+        pass  # formats torchvision does not decode (bmp, tiff) and corrupt files: let PIL decide
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.array(im.convert("RGB"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise DataError(f"{path}: corrupt or unreadable image ({type(e).__name__})") from None
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def decode_masks(rec: ImageRecord, h0: int, w0: int, boxes: np.ndarray) -> np.ndarray:
+    """(h0, w0, n) uint8 instance masks at original resolution; a box-only instance's mask is its box."""
+    from pycocotools import mask as mask_utils
+
+    n = len(rec.segments)
+    out = np.zeros((h0, w0, n), np.uint8)
+    rles, idx = [], []
+    for k, seg in enumerate(rec.segments):
+        if seg is None:
+            x1, y1, x2, y2 = boxes[k]
+            out[max(int(math.floor(y1)), 0):int(math.ceil(y2)), max(int(math.floor(x1)), 0):int(math.ceil(x2)), k] = 1
+            continue
+        if isinstance(seg, list):
+            polys = [list(np.asarray(p, np.float64) * np.tile([w0, h0], len(p) // 2)) if rec.normalized else p
+                     for p in seg]
+            rles.append(mask_utils.merge(mask_utils.frPyObjects(polys, h0, w0)))
+        else:
+            rles.append(seg)
+        idx.append(k)
+    if rles:
+        out[..., idx] = mask_utils.decode(rles)
+    return out
+
+
+class DetectionDataset(Dataset):
+    """Images + instances of one split. Randomness comes from Python's ``random`` module, which DataLoader
+    seeds per worker (a per-dataset generator would be copied into every worker and repeat itself)."""
+
+    def __init__(self, records: list[ImageRecord], names: list[str], class_to_category: list[int], imgsz: int,
+                 augment: bool, hyp: dict | None, gt_source: dict, root: Path | None = None) -> None:
+        if imgsz % 32 or imgsz <= 0:
+            raise GradpathError(f"imgsz must be a positive multiple of 32, got {imgsz}")
+        self.records = records
+        self.names = list(names)
+        self.class_to_category = list(class_to_category)
+        self.imgsz = imgsz
+        self.augment = augment
+        self.hyp = aug.resolve_hyp(hyp)
+        self.root = root
+        self._gt_source = gt_source
+        self._coco = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getstate__(self) -> dict:  # keep worker pickles small: the COCO index is rebuilt on demand
+        state = dict(self.__dict__)
+        state["_coco"] = None
+        return state
+
+    # -- loading ---------------------------------------------------------------------------------------------
+    def load(self, i: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray, tuple[int, int], tuple]:
+        """Image resized (long side = imgsz), original-pixel xyxy boxes, class ids, (h0, w0, n) masks."""
+        from torchvision.transforms.v2 import functional as TF
+
+        rec = self.records[i]
+        img = read_image(rec.file)
+        h0, w0 = img.shape[1:]
+        if rec.height is not None and (rec.height, rec.width) != (h0, w0):
+            raise DataError(f"{rec.file}: image is {w0}x{h0} but its annotations say {rec.width}x{rec.height}")
+        boxes = rec.boxes * np.array([w0, h0, w0, h0], np.float32) if rec.normalized else rec.boxes
+        masks = decode_masks(rec, h0, w0, boxes)
+        lb = aug.letterbox_params(h0, w0, self.imgsz)
+        if (lb[1], lb[2]) != (h0, w0):
+            img = TF.resize(img, [lb[1], lb[2]], antialias=True)
+        return img, boxes, rec.cls, masks, (h0, w0), lb
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        S = self.imgsz
+        rng = random
+        hyp = self.hyp
+        img0, boxes0, cls0, masks0, shape0, lb = self.load(i)
+        r, nh, nw, left, top = lb
+        if self.augment and hyp["mosaic"] > 0 and rng.random() < hyp["mosaic"]:
+            canvas, parts = self._mosaic(i, (img0, boxes0, cls0, masks0, shape0, lb), rng)
+        else:
+            canvas = torch.full((3, S, S), aug.FILL, dtype=torch.uint8)
+            canvas[:, top:top + nh, left:left + nw] = img0
+            A = aug.scale_translate(1.0, left, top) @ np.diag([nw / shape0[1], nh / shape0[0], 1.0])
+            parts = [(boxes0, cls0, masks0, aug.Placement(A, (left, top, left + nw, top + nh)))]
+        if self.augment:
+            M, rotated = aug.random_affine(canvas.shape[-2:], S, hyp, rng)
+        else:
+            M, rotated = np.eye(3), False
+        img = aug.warp_image(canvas, M, S)
+
+        all_boxes, before, all_cls, all_masks, full = [], [], [], [], []
+        for boxes, cls, masks, place in parts:
+            all_boxes.append(aug.transform_boxes(boxes, place, M, S))
+            unclipped = aug.Placement(place.A, (-math.inf, -math.inf, math.inf, math.inf))
+            before.append(aug.transform_boxes(boxes, unclipped, M, math.inf))
+            all_cls.append(cls)
+            all_masks.append(aug.sample_masks(masks, place, M, S, aug.MASK_STRIDE))
+            if rotated:  # corner boxes are loose under rotation: take the box of the rotated mask
+                full.append(torch.from_numpy(aug.sample_masks(masks, place, M, S, 1)))
+        boxes = np.concatenate(all_boxes)
+        cls = np.concatenate(all_cls)
+        masks = np.concatenate(all_masks)
+        if rotated and len(boxes):
+            boxes = aug.boxes_from_masks(torch.cat(full)).numpy().astype(np.float64)
+        if self.augment:
+            keep = aug.box_candidates(np.concatenate(before), boxes)
+        else:
+            keep = ((boxes[:, 2] - boxes[:, 0]) >= 1) & ((boxes[:, 3] - boxes[:, 1]) >= 1)
+        boxes, cls, masks = boxes[keep], cls[keep], masks[keep]
+
+        masks_t = torch.from_numpy(masks)
+        if self.augment:
+            if rng.random() < hyp["fliplr"]:
+                img = img.flip(-1)
+                masks_t = masks_t.flip(-1)
+                boxes = np.stack([S - boxes[:, 2], boxes[:, 1], S - boxes[:, 0], boxes[:, 3]], 1)
+            img = aug.hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
+        b = torch.from_numpy(boxes).float() / S
+        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+        return {
+            "img": img.contiguous(),
+            "cls": torch.from_numpy(cls).float(),
+            "boxes": cxcywh.reshape(-1, 4),
+            "masks": masks_t.contiguous(),
+            "image_id": int(self.records[i].image_id),
+            "orig_shape": (int(shape0[0]), int(shape0[1])),
+            "ratio_pad": ((r, r), (float(left), float(top))),
+        }
+
+    def _mosaic(self, i: int, first: tuple, rng: Any) -> tuple[torch.Tensor, list]:
+        """Four images around a random centre of a 2S canvas (tiles cropped at the canvas edge)."""
+        S = self.imgsz
+        xc, yc = (int(rng.uniform(S / 2, 3 * S / 2)) for _ in range(2))
+        idx = [i] + [rng.randrange(len(self)) for _ in range(3)]
+        canvas = torch.full((3, 2 * S, 2 * S), aug.FILL, dtype=torch.uint8)
+        parts = []
+        for k, j in enumerate(idx):
+            img, boxes, cls, masks, shape0, lb = first if k == 0 else self.load(j)
+            h, w = img.shape[1:]
+            if k == 0:
+                x1a, y1a, x2a, y2a = max(xc - w, 0), max(yc - h, 0), xc, yc
+                x1b, y1b = w - (x2a - x1a), h - (y2a - y1a)
+            elif k == 1:
+                x1a, y1a, x2a, y2a = xc, max(yc - h, 0), min(xc + w, 2 * S), yc
+                x1b, y1b = 0, h - (y2a - y1a)
+            elif k == 2:
+                x1a, y1a, x2a, y2a = max(xc - w, 0), yc, xc, min(2 * S, yc + h)
+                x1b, y1b = w - (x2a - x1a), 0
+            else:
+                x1a, y1a, x2a, y2a = xc, yc, min(xc + w, 2 * S), min(2 * S, yc + h)
+                x1b, y1b = 0, 0
+            canvas[:, y1a:y2a, x1a:x2a] = img[:, y1b:y1b + (y2a - y1a), x1b:x1b + (x2a - x1a)]
+            A = aug.scale_translate(1.0, x1a - x1b, y1a - y1b) @ np.diag([w / shape0[1], h / shape0[0], 1.0])
+            parts.append((boxes, cls, masks, aug.Placement(A, (x1a, y1a, x2a, y2a))))
+        return canvas, parts
+
+    # -- evaluation ground truth -----------------------------------------------------------------------------
+    def coco_gt(self):
+        """``pycocotools.coco.COCO`` of this split in original image coordinates (crowd regions kept)."""
+        if self._coco is None:
+            from pycocotools.coco import COCO
+
+            src = self._gt_source
+            if src["format"] == "coco":
+                from gradpath.data.coco import parse_coco_split
+
+                _, gt = parse_coco_split(src["annotations"], src["images"], self.class_to_category,
+                                         Problems(strict=True, root=self.root), check_files=False)
+            else:
+                gt = self._yolo_gt()
+            coco = COCO()
+            coco.dataset = gt
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                coco.createIndex()
+            self._coco = coco
+        return self._coco
+
+    def _yolo_gt(self) -> dict:
+        from PIL import Image
+        from pycocotools import mask as mask_utils
+
+        images, anns = [], []
+        for rec in self.records:
+            if rec.height is None:
+                try:
+                    with Image.open(rec.file) as im:
+                        w0, h0 = im.size
+                except OSError as e:
+                    raise DataError(f"{rec.file}: corrupt or unreadable image ({type(e).__name__})") from None
+            else:
+                h0, w0 = rec.height, rec.width
+            images.append({"id": rec.image_id, "file_name": str(rec.file), "height": h0, "width": w0})
+            scale = np.array([w0, h0, w0, h0]) if rec.normalized else np.ones(4)
+            for k in range(len(rec.cls)):
+                x1, y1, x2, y2 = (float(v) for v in rec.boxes[k] * scale)
+                seg = rec.segments[k]
+                if seg is None:
+                    polys = [[x1, y1, x2, y1, x2, y2, x1, y2]]
+                else:
+                    polys = [[float(v) * (w0 if j % 2 == 0 else h0) if rec.normalized else float(v)
+                              for j, v in enumerate(p)] for p in seg]
+                area = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(polys, h0, w0))))
+                anns.append({"id": len(anns) + 1, "image_id": rec.image_id,
+                             "category_id": self.class_to_category[int(rec.cls[k])],
+                             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": area, "iscrowd": 0,
+                             "segmentation": polys})
+        cats = [{"id": c, "name": n} for c, n in zip(self.class_to_category, self.names)]
+        return {"images": images, "annotations": anns, "categories": cats}
+
+
+def parse_split(cfg: DataConfig, split: str, problems: Problems) -> tuple[list[ImageRecord], dict]:
+    """Records of one split and where its evaluation ground truth comes from."""
+    spec = cfg.split(split)
+    if spec.format == "coco":
+        from gradpath.data.coco import parse_coco_split
+
+        records, _ = parse_coco_split(spec.annotations, spec.images[0], cfg.category_ids, problems)
+        return records, {"format": "coco", "annotations": spec.annotations, "images": spec.images[0]}
+    from gradpath.data.yolo import parse_yolo_split
+
+    records = parse_yolo_split(spec.images, spec.labels, cfg.nc, problems)
+    return records, {"format": "yolo"}
+
+
+def build_dataset(cfg: DataConfig | str | Path, split: str = "train", imgsz: int = 640, augment: bool = False,
+                  hyp: dict | None = None) -> DetectionDataset:
+    """The dataset of one split. Errors in the labels raise a one-line ``DataError`` naming the file; warnings
+    (degenerate boxes, empty label files) are summarised once, ``gradpath check-data`` lists them all."""
+    cfg = load_data_config(cfg)
+    problems = Problems(strict=True, root=cfg.root)
+    records, gt_source = parse_split(cfg, split, problems)
+    if not records:
+        raise DataError(f"{cfg.file or cfg.root}: empty dataset: split {split!r} has no images")
+    if problems.warnings:
+        first = problems.warnings[0]
+        warnings.warn(f"{len(problems.warnings)} data warning(s) in split {split!r}, first: {first}; "
+                      "run `gradpath check-data` to list them", stacklevel=2)
+    c2c = cfg.category_ids if cfg.category_ids is not None else [k + 1 for k in range(cfg.nc)]
+    return DetectionDataset(records, cfg.names, c2c, imgsz, augment, hyp, gt_source, cfg.root)
+
+
+def collate_fn(batch: list[dict]) -> dict[str, Any]:
+    """Stack images; concatenate instances as ``targets`` rows ``[batch_idx, cls, cx, cy, w, h]``."""
+    imgs = torch.stack([b["img"] for b in batch])
+    targets = torch.cat([torch.cat([torch.full((len(b["cls"]), 1), float(k)), b["cls"][:, None], b["boxes"]], 1)
+                         for k, b in enumerate(batch)]) if batch else torch.zeros((0, 6))
+    g = imgs.shape[-1] // aug.MASK_STRIDE
+    masks = torch.cat([b["masks"].reshape(-1, g, g) for b in batch]) if batch else torch.zeros((0, g, g), torch.uint8)
+    return {"img": imgs, "targets": targets.float(), "masks": masks,
+            "image_ids": [b["image_id"] for b in batch], "orig_shapes": [b["orig_shape"] for b in batch],
+            "ratio_pads": [b["ratio_pad"] for b in batch]}
