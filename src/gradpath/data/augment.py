@@ -151,7 +151,7 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
     from torchvision.ops import masks_to_boxes
 
     out = torch.zeros((masks.shape[0], 4))
-    nonempty = masks.flatten(1).any(1)
+    nonempty = masks.flatten(1).any(1).bool()
     if nonempty.any():
         out[nonempty] = masks_to_boxes(masks[nonempty]).float() + torch.tensor([0.0, 0.0, 1.0, 1.0])
     return out
