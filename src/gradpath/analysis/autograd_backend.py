@@ -16,6 +16,9 @@ from torch import nn
 from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph
 from gradpath.analysis.naming import is_norm, param_owner_map, unit_display_name
 
+_WEIGHT_VIEWS = ("TBackward", "ViewBackward", "ExpandBackward", "ReshapeAlias", "UnsqueezeBackward",
+                 "SqueezeBackward", "PermuteBackward", "TransposeBackward", "CloneBackward", "ToCopyBackward",
+                 "UnsafeViewBackward", "SelectBackward", "AsStridedBackward")
 _CHANNEL_OPS = ("Cat", "Split", "Slice", "ConstantPadNd", "Narrow", "Unbind", "Chunk")
 
 
@@ -95,7 +98,9 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
         if todo:
             pending.extend(todo)
             continue
-        ok = all(ponly[nf][0] for nf in nxt)
+        # parameter-side: a view/copy chain down to parameters only (Linear's TBackward -> weight). Any other
+        # op of parameters only is a real layer whose data input was detached (Fig. 9b), not part of a weight.
+        ok = bool(nxt) and type(f).__name__.startswith(_WEIGHT_VIEWS) and all(ponly[nf][0] for nf in nxt)
         ps = frozenset().union(*[ponly[nf][1] for nf in nxt]) if nxt else frozenset()
         ponly[f] = (ok, ps)
         pending.pop()
