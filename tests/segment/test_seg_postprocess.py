@@ -49,8 +49,10 @@ def test_nms_empty_and_max_det():
 def test_crop_mask():
     m = torch.ones(2, 6, 6)
     out = crop_mask(m, torch.tensor([[1.5, 2.0, 4.0, 5.0], [0.0, 0.0, 6.0, 6.0]]))
+    # a border that float rounding puts a hair inside still keeps the pixel whose centre is in the box
+    assert crop_mask(torch.ones(1, 1, 4), torch.tensor([[0.0, 0.0, 2.99999, 1.0]])).sum() == 3
     expected = torch.zeros(6, 6)
-    expected[2:5, 2:4] = 1  # columns 2, 3 (1.5 <= c < 4), rows 2, 3, 4
+    expected[2:5, 1:4] = 1  # pixel centres in the box: columns 1, 2, 3 (1.5 <= c + .5 < 4), rows 2, 3, 4
     torch.testing.assert_close(out[0], expected)
     assert out[1].sum() == 36
 

@@ -104,7 +104,7 @@ def checkpoint_model_spec(ck: Mapping[str, Any], path: str | os.PathLike = "chec
         state = ck.get("model_state")
     else:
         info = ck.get("run_info") or {}
-        name, cfg = info.get("model"), dict(info.get("model_overrides") or info.get("model_config") or {})
+        name, cfg = info.get("model"), dict(info.get("model_config") or info.get("model_overrides") or {})
         ema = ck.get("ema")
         state = ema.get("ema") if isinstance(ema, Mapping) and ema.get("ema") else ck.get("model")
     if not isinstance(name, str) or not isinstance(state, Mapping):

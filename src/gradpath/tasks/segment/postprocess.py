@@ -73,12 +73,14 @@ def non_max_suppression(
 def crop_mask(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Zero every mask outside its box. ``masks`` (n, h, w); ``boxes`` (n, 4) x1, y1, x2, y2 in mask pixels.
 
-    A pixel (r, c) is kept when ``x1 <= c < x2`` and ``y1 <= r < y2`` (pixel index compared with the box edges).
+    Pixel (r, c) covers [c, c+1) × [r, r+1); it is kept when its centre lies in the box: ``x1 <= c + 0.5 < x2``
+    and ``y1 <= r + 0.5 < y2``. Comparing centres (not corners) keeps a box edge that lands on a pixel border
+    up to float rounding (e.g. 49.99999 after undoing the letterbox) from dropping a whole row or column.
     """
     n, h, w = masks.shape
     x1, y1, x2, y2 = boxes[:, :, None, None].unbind(1)  # each (n, 1, 1)
-    c = torch.arange(w, device=masks.device, dtype=boxes.dtype)[None, None, :]
-    r = torch.arange(h, device=masks.device, dtype=boxes.dtype)[None, :, None]
+    c = torch.arange(w, device=masks.device, dtype=boxes.dtype)[None, None, :] + 0.5
+    r = torch.arange(h, device=masks.device, dtype=boxes.dtype)[None, :, None] + 0.5
     return masks * ((c >= x1) & (c < x2) & (r >= y1) & (r < y2))
 
 

@@ -1,0 +1,165 @@
+"""validate() end to end (letterbox coordinates back to the original image, RLE masks, COCOeval), predict() and
+the val/predict/export CLI."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from torch import nn
+
+from gradpath.cli import main
+from gradpath.engine.checkpoint import make_checkpoint, save_checkpoint
+from gradpath.errors import DataError, GradpathError
+from gradpath.models import create_model
+from gradpath.tasks.segment import validate
+from gradpath.tasks.segment.predict import letterbox, predict
+
+# Two originals letterboxed into 64×64 (gain 0.64): 100 wide × 50 high (16 rows of padding top and bottom) and
+# 50 wide × 100 high (16 columns left and right). Boxes as COCO xywh in original pixels, and as the canvas
+# cx, cy, w, h a perfect detector predicts: x_canvas = x * 0.64 + pad.
+ORIG = {11: (50, 100), 12: (100, 50)}
+RATIO_PAD = {11: ((0.64, 0.64), (0.0, 16.0)), 12: ((0.64, 0.64), (16.0, 0.0))}
+GT = {11: (3, [10, 10, 40, 30]), 12: (7, [5, 20, 30, 60])}
+CANVAS = {11: [19.2, 32.0, 25.6, 19.2], 12: [28.8, 32.0, 19.2, 38.4]}
+
+
+class _Head:
+    nm = 1
+
+
+class PerfectModel(nn.Module):
+    """Returns the exact ground truth (plus a weak false positive) in contract-A eval format; nc = 2, nm = 1."""
+
+    num_classes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = _Head()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        assert not self.training
+        pred = torch.zeros(2, 2, 5 + 2 + 1)
+        pred[0, 0] = torch.tensor([*CANVAS[11], 0.95, 0.95, 0.01, 10.0])
+        pred[0, 1] = torch.tensor([50.0, 30.0, 8.0, 8.0, 0.3, 0.01, 0.3, 10.0])  # class 1 where there is none
+        pred[1, 0] = torch.tensor([*CANVAS[12], 0.95, 0.01, 0.95, 10.0])
+        return pred, torch.ones(2, 1, 16, 16)
+
+
+class FakeDataset:
+    class_to_category = [3, 7]
+
+    def coco_gt(self):
+        anns = []
+        for i, (img, (cat, (x, y, w, h))) in enumerate(GT.items()):
+            anns.append({"id": i + 1, "image_id": img, "category_id": cat, "bbox": [x, y, w, h], "area": w * h,
+                         "iscrowd": 0, "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]})
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO()
+            coco.dataset = {"images": [{"id": i, "height": h, "width": w} for i, (h, w) in ORIG.items()],
+                            "categories": [{"id": 3, "name": "a"}, {"id": 7, "name": "b"}], "annotations": anns}
+            coco.createIndex()
+        return coco
+
+
+def _batch():
+    return {"img": torch.zeros(2, 3, 64, 64, dtype=torch.uint8), "image_ids": [11, 12],
+            "orig_shapes": [ORIG[11], ORIG[12]], "ratio_pads": [RATIO_PAD[11], RATIO_PAD[12]],
+            "targets": torch.zeros(0, 6), "masks": torch.zeros(0, 16, 16, dtype=torch.uint8)}
+
+
+def test_validate_maps_back_to_original_coordinates(monkeypatch):
+    model = PerfectModel().train()
+    captured = {}
+    v = importlib.import_module("gradpath.tasks.segment.validate")  # the package's `validate` is the function
+
+    real = v.evaluate_coco
+
+    def spy(coco_gt, preds, **kw):
+        captured["preds"] = preds
+        return real(coco_gt, preds, **kw)
+
+    monkeypatch.setattr(v, "evaluate_coco", spy)
+    m = validate(model, [_batch()], FakeDataset(), "cpu", progress=False)
+    assert model.training  # mode restored
+    best = {p["image_id"]: p for p in sorted(captured["preds"], key=lambda p: p["score"])}
+    for img, (cat, box) in GT.items():
+        assert best[img]["category_id"] == cat
+        assert best[img]["bbox"] == pytest.approx(box, abs=1e-3)
+        rle = dict(best[img]["segmentation"], counts=best[img]["segmentation"]["counts"].encode())
+        mask = mask_utils.decode(rle)
+        x, y, w, h = box
+        assert mask.shape == ORIG[img] and mask.sum() == w * h and mask[y:y + h, x:x + w].all()
+    assert m["box"] == {"map": pytest.approx(1.0), "map50": pytest.approx(1.0), "map75": pytest.approx(1.0)}
+    assert m["mask"]["map50"] == pytest.approx(1.0) and m["mask"]["map"] > 0.9
+    assert [c["category_id"] for c in m["per_class"]] == [3, 7] and m["images"] == 2
+    assert set(m["speed_ms"]) == {"inference", "nms"}
+
+
+def test_letterbox_matches_contract():
+    img = torch.randint(0, 255, (3, 50, 100), dtype=torch.uint8)
+    canvas, ratio_pad = letterbox(img, 64)
+    assert canvas.shape == (3, 64, 64) and ratio_pad == RATIO_PAD[11]
+    assert (canvas[:, :16] == 114).all() and (canvas[:, 48:] == 114).all() and not (canvas[:, 16:48] == 114).all()
+
+
+def _images(folder):
+    folder.mkdir()
+    a = torch.zeros(50, 100, 3, dtype=torch.uint8)
+    a[10:40, 10:50] = 255
+    Image.fromarray(a.numpy()).save(folder / "wide.png")
+    Image.fromarray(torch.full((70, 40, 3), 90, dtype=torch.uint8).numpy()).save(folder / "tall.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predict_writes_images_and_json(tmp_path, tiny_model):
+    src = _images(tmp_path / "src")
+    out = tmp_path / "out"
+    recs = predict(tiny_model, src, out, imgsz=64, conf_thres=0.0, max_det=5, names=["x", "y", "z"], progress=False)
+    data = json.loads((out / "predictions.json").read_text())
+    assert data == recs and [r["file"].split("/")[-1] for r in data] == ["tall.jpg", "wide.png"]
+    for r, (w, h) in zip(data, [(40, 70), (100, 50)]):
+        assert (r["width"], r["height"]) == (w, h) and len(r["detections"]) == 5
+        for d in r["detections"]:
+            x1, y1, x2, y2 = d["box"]
+            assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h and d["name"] == ["x", "y", "z"][d["class"]]
+            m = mask_utils.decode(dict(d["segmentation"], counts=d["segmentation"]["counts"].encode()))
+            assert m.shape == (h, w)
+    assert Image.open(out / "wide.png").size == (100, 50) and Image.open(out / "tall.jpg").size == (40, 70)
+
+
+def test_predict_errors(tmp_path, tiny_model):
+    src = _images(tmp_path / "src")
+    with pytest.raises(GradpathError, match="would overwrite"):
+        predict(tiny_model, src, src, imgsz=64, progress=False)
+    with pytest.raises(GradpathError, match="does not exist"):
+        predict(tiny_model, tmp_path / "missing", tmp_path / "o", imgsz=64, progress=False)
+    (src / "broken.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(DataError, match="broken.png"):
+        predict(tiny_model, src, tmp_path / "o", imgsz=64, progress=False)
+
+
+def test_cli_predict_export_and_errors(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34)
+    w = tmp_path / "best.pt"
+    save_checkpoint(w, make_checkpoint(model, names=["a", "b", "c"], imgsz=64, epoch=0))
+    src = _images(tmp_path / "src")
+    assert main(["predict", "--weights", str(w), "--source", str(src / "wide.png"), "--out", str(tmp_path / "p"),
+                 "--conf", "0.0", "--max-det", "3"]) == 0
+    assert len(json.loads((tmp_path / "p" / "predictions.json").read_text())[0]["detections"]) == 3
+    assert main(["export", "--weights", str(w), "--format", "onnx", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert res["ok"] and res["imgsz"] == 64 and (tmp_path / "best.onnx").is_file()
+    capsys.readouterr()
+    assert main(["val", "--weights", str(tmp_path / "nope.pt"), "--data", "shapes"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradpath val: error:") and "nope.pt does not exist" in err and "\n" not in err
