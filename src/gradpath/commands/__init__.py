@@ -1,2 +1,2 @@
 """CLI subcommands: each module has ``add_parser(subparsers)`` and sets ``func`` on its parser."""
-COMMAND_MODULES = ["models", "profile", "reproduce", "analyze", "train", "check_data"]
+COMMAND_MODULES = ["models", "profile", "reproduce", "analyze", "train", "check_data", "val", "predict", "export"]
