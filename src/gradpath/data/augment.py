@@ -6,9 +6,11 @@ training. Every geometric step is one 3x3 matrix from original image pixels to o
 resampled once (bilinear) and each instance mask once (nearest, gathered straight at the ``S/4`` mask
 resolution the loss uses).
 
-Boxes follow the same matrix through their corners, which is exact for scale/translate/flip. A rotation makes
-corner boxes loose, so then boxes are recomputed from the transformed full-resolution masks instead. Instances
-whose box becomes degenerate (w or h < 2 px), or that lose most of their area to cropping, are dropped.
+Boxes follow the same matrix through their corners, which is exact for scale/translate/flip of an uncropped
+instance. A rotation makes corner boxes loose, and cropping a box at the canvas edge keeps empty corners of a
+non-rectangular shape, so for those instances the box is recomputed from the transformed full-resolution mask
+(sampled only inside the corner box, so it costs little). Instances whose box becomes degenerate (w or h < 2 px),
+or that lose most of their area to cropping, are dropped.
 
 NOTE: ``torchvision.transforms.v2.RandomAffine`` on ``tv_tensors`` keeps the canvas size, whereas mosaic needs a
 2S canvas warped to S; composing the mosaic placement and the affine into one matrix also saves a resampling,
@@ -129,7 +131,7 @@ def sample_masks(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, out_siz
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray, out_size: int) -> np.ndarray:
+def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray, out_size: float) -> np.ndarray:
     """xyxy original-pixel boxes -> output pixels: placed and cropped to the tile, then the corners through M."""
     if len(boxes) == 0:
         return np.zeros((0, 4), np.float64)
@@ -143,7 +145,55 @@ def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray, out_size
     corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], 1)  # (n, 4, 2)
     pts = corners @ M[:2, :2].T + M[:2, 2]
     out = np.concatenate([pts.min(1), pts.max(1)], 1)
-    return out.clip(0, out_size)
+    return out if math.isinf(out_size) else out.clip(0, out_size)
+
+
+def tight_boxes(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, boxes_out: np.ndarray,
+                idx: np.ndarray) -> np.ndarray:
+    """Replace ``boxes_out[idx]`` (output pixels, a superset of the instance) by the tight box of the instance's
+    transformed mask, sampled at output pixel centres inside that box; an instance with no visible mask pixel
+    gets an empty box (and is dropped as degenerate)."""
+    out = boxes_out.copy()
+    if len(idx) == 0:
+        return out
+    Minv = np.linalg.inv(M)
+    Ainv = np.linalg.inv(place.A)
+    rx1, ry1, rx2, ry2 = place.region
+    h0, w0 = masks_hwn.shape[:2]
+    for k in idx:
+        x1, y1 = int(math.floor(out[k, 0])), int(math.floor(out[k, 1]))
+        x2, y2 = int(math.ceil(out[k, 2])), int(math.ceil(out[k, 3]))
+        if x2 <= x1 or y2 <= y1:
+            out[k] = 0.0
+            continue
+        gx, gy = np.meshgrid(np.arange(x1, x2) + 0.5, np.arange(y1, y2) + 0.5)
+        cx = Minv[0, 0] * gx + Minv[0, 1] * gy + Minv[0, 2]
+        cy = Minv[1, 0] * gx + Minv[1, 1] * gy + Minv[1, 2]
+        sx = np.floor(Ainv[0, 0] * cx + Ainv[0, 1] * cy + Ainv[0, 2]).astype(np.int64)
+        sy = np.floor(Ainv[1, 0] * cx + Ainv[1, 1] * cy + Ainv[1, 2]).astype(np.int64)
+        ok = (cx >= rx1) & (cx < rx2) & (cy >= ry1) & (cy < ry2) & (sx >= 0) & (sx < w0) & (sy >= 0) & (sy < h0)
+        vis = np.zeros(gx.shape, bool)
+        vis[ok] = masks_hwn[sy[ok], sx[ok], k] > 0
+        rows, cols = np.nonzero(vis.any(1))[0], np.nonzero(vis.any(0))[0]
+        if len(rows) == 0:
+            out[k] = 0.0
+        else:
+            out[k] = [x1 + cols[0], y1 + rows[0], x1 + cols[-1] + 1, y1 + rows[-1] + 1]
+    return out
+
+
+def instance_boxes(boxes: np.ndarray, has_seg: np.ndarray, masks_hwn: np.ndarray, place: Placement,
+                   M: np.ndarray, out_size: int, rotated: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes in output pixels, the same boxes before any cropping) for one placed source image. Instances with a
+    real mask get their box from it when rotated or cropped; box-only instances keep the corner box."""
+    after = transform_boxes(boxes, place, M, out_size)
+    unclipped = Placement(place.A, (-math.inf, -math.inf, math.inf, math.inf))
+    before = transform_boxes(boxes, unclipped, M, math.inf)
+    if len(boxes):
+        cropped = np.abs(after - before).max(1) > 1e-6
+        redo = np.nonzero(has_seg & (cropped | rotated))[0]
+        after = tight_boxes(masks_hwn, place, M, after, redo)
+    return after, before
 
 
 def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:

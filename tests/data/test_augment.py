@@ -1,0 +1,152 @@
+"""Augmentation keeps image, boxes and masks aligned (letterbox, mosaic, affine, flip, HSV)."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from gradpath.data import augment as aug
+from gradpath.data import build_dataset
+
+RED = (255, 0, 0)
+
+
+@pytest.fixture
+def tri_data(tmp_path):
+    """4 images (48 high, 64 wide) with 2 red triangles each on grey; the masks are the painted pixels."""
+    root = tmp_path / "tri"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(4):
+        img = np.full((48, 64, 3), 40, np.uint8)
+        for _ in range(2):
+            x, y = rng.uniform(4, 44), rng.uniform(4, 28)
+            s = rng.uniform(10, 18)
+            poly = [round(x, 2), round(y, 2), round(x + s, 2), round(y + 2, 2), round(x + s / 3, 2), round(y + s, 2)]
+            m = mask_utils.decode(mask_utils.frPyObjects([poly], 48, 64))[..., 0].astype(bool)
+            img[m] = RED
+            ys, xs = np.nonzero(m)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "segmentation": [poly],
+                         "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                                  int(ys.max() - ys.min() + 1)]})
+        Image.fromarray(img).save(root / "images" / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "height": 48, "width": 64})
+    (root / "ann.json").write_text(json.dumps({"images": images, "annotations": anns,
+                                               "categories": [{"id": 1, "name": "tri"}]}))
+    split = "{images: images, annotations: ann.json}"
+    (root / "data.yaml").write_text(f"train: {split}\nval: {split}\n")
+    return root / "data.yaml"
+
+
+NO_COLOUR = {"hsv_h": 0, "hsv_s": 0, "hsv_v": 0}
+
+
+def _mask_boxes(masks: torch.Tensor, stride: int) -> torch.Tensor:
+    return aug.boxes_from_masks(masks) * stride
+
+
+def test_letterbox_params_by_hand():
+    assert aug.letterbox_params(48, 64, 128) == (2.0, 96, 128, 0, 16)
+    assert aug.letterbox_params(100, 50, 64) == (0.64, 64, 32, 16, 0)
+
+
+def test_box_candidates_drops_degenerate():
+    before = np.array([[0, 0, 10, 10]] * 4, float)
+    after = np.array([[0, 0, 1.5, 10], [0, 0, 10, 1.9], [0, 0, 3, 3], [0, 0, 5, 5]], float)
+    # w < 2, h < 2, area 9% of the original (< 10%), kept
+    assert aug.box_candidates(before, after).tolist() == [False, False, False, True]
+
+
+@pytest.mark.parametrize("degrees", [0.0, 30.0])
+def test_boxes_match_full_resolution_masks(degrees):
+    """Placement + scale/translate (+ rotation): the instance box equals the tight box of the transformed
+    full-resolution mask to within a pixel, also for instances cropped at the canvas edge."""
+    rng = random.Random(0)
+    h0, w0 = 40, 56
+    polys = [[5, 5, 30, 8, 12, 30], [30, 20, 50, 22, 48, 38, 33, 36]]
+    masks = np.stack([mask_utils.decode(mask_utils.frPyObjects([p], h0, w0))[..., 0] for p in polys], -1)
+    boxes = aug.boxes_from_masks(torch.from_numpy(masks).permute(2, 0, 1)).numpy()
+    hyp = dict(aug.DEFAULT_HYP, degrees=degrees, scale=0.5, translate=0.2)
+    has_seg = np.array([True, True])
+    n_cropped = 0
+    for _ in range(20):
+        r = rng.uniform(0.8, 2.5)
+        A = aug.scale_translate(r, rng.uniform(0, 64), rng.uniform(0, 64))
+        place = aug.Placement(A, (A[0, 2], A[1, 2], A[0, 2] + r * w0, A[1, 2] + r * h0))
+        M, rotated = aug.random_affine((192, 192), 96, hyp, rng)
+        assert rotated == (degrees > 0)
+        got, before = aug.instance_boxes(boxes, has_seg, masks, place, M, 96, rotated)
+        full = torch.from_numpy(aug.sample_masks(masks, place, M, 96, 1))
+        ref = aug.boxes_from_masks(full).numpy()
+        np.testing.assert_allclose(got, ref, atol=2.0)  # nearest sampling of a rescaled mask: <= 2 px
+        n_cropped += int((np.abs(got - before).max(1) > 1).sum())
+        if degrees == 0:  # uncropped instances keep the exact corner box
+            uncropped = (before >= 0).all(1) & (before <= 96).all(1)
+            np.testing.assert_allclose(aug.transform_boxes(boxes, place, M, 96)[uncropped], ref[uncropped], atol=2.0)
+    assert n_cropped >= 3  # the cropped case was exercised
+
+
+@pytest.mark.parametrize("degrees", [0.0, 25.0])
+def test_dataset_boxes_masks_and_image_aligned(tri_data, degrees):
+    ds = build_dataset(tri_data, "train", imgsz=96, augment=True,
+                       hyp={**NO_COLOUR, "mosaic": 1.0, "degrees": degrees, "scale": 0.4, "translate": 0.1})
+    random.seed(1)
+    n_inst, hits, diffs = 0, [], []
+    for k in range(12):
+        item = ds[k % len(ds)]
+        S = 96
+        boxes = item["boxes"].numpy() * S
+        xyxy = np.stack([boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 1] - boxes[:, 3] / 2,
+                         boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2], 1)
+        assert (boxes[:, 2] >= 2).all() and (boxes[:, 3] >= 2).all()  # degenerate ones were dropped
+        mb = _mask_boxes(item["masks"], 4).numpy()
+        has = item["masks"].flatten(1).any(1).bool().numpy()
+        # masks live on a 4-px grid (sampled at cell centres): their box lies inside the instance box grown by a
+        # cell, and on average within a couple of pixels of it (thin tips may miss every cell centre)
+        assert (mb[has, :2] >= xyxy[has, :2] - 4.01).all() and (mb[has, 2:] <= xyxy[has, 2:] + 4.01).all()
+        diffs += np.abs(mb[has] - xyxy[has]).ravel().tolist()
+        # the image is red exactly where the masks are (cell centres, away from anti-aliased edges)
+        img = item["img"].numpy()
+        for m in item["masks"].numpy():
+            ii, jj = np.nonzero(m)
+            if len(ii) < 4:
+                continue
+            px = img[:, ii * 4 + 2, jj * 4 + 2].astype(int)
+            red = (px[0] - px[1]) > 40  # the grey background has R == G
+            assert red.mean() > 0.6
+            hits += red.tolist()
+        n_inst += len(boxes)
+    assert n_inst > 20
+    assert np.mean(hits) > 0.93, np.mean(hits)
+    assert np.mean(diffs) < 2.5, np.mean(diffs)
+
+
+def test_flip_mirrors_image_boxes_and_masks(tri_data):
+    val = build_dataset(tri_data, "val", imgsz=64)
+    flip = build_dataset(tri_data, "train", imgsz=64, augment=True,
+                         hyp={**NO_COLOUR, "mosaic": 0.0, "scale": 0.0, "translate": 0.0, "fliplr": 1.0})
+    a, b = val[2], flip[2]
+    assert torch.equal(b["img"], a["img"].flip(-1))
+    assert torch.equal(b["masks"], a["masks"].flip(-1))
+    expect = a["boxes"].clone()
+    expect[:, 0] = 1 - expect[:, 0]
+    torch.testing.assert_close(b["boxes"], expect)
+
+
+def test_hsv_changes_colour_only(tri_data):
+    base = build_dataset(tri_data, "train", imgsz=64, augment=True,
+                         hyp={**NO_COLOUR, "mosaic": 0.0, "scale": 0.0, "translate": 0.0, "fliplr": 0.0})
+    hsv = build_dataset(tri_data, "train", imgsz=64, augment=True,
+                        hyp={"mosaic": 0.0, "scale": 0.0, "translate": 0.0, "fliplr": 0.0, "hsv_v": 0.9})
+    random.seed(0)
+    a = base[1]
+    random.seed(0)
+    b = hsv[1]
+    assert not torch.equal(a["img"], b["img"])
+    assert torch.equal(a["masks"], b["masks"]) and torch.equal(a["boxes"], b["boxes"])
