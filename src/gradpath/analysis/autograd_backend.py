@@ -47,12 +47,15 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
     g = OpGraph()
     was_training = model.training
     model.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small forward: thread fan-out costs more than it saves
     try:
         x = example.detach().clone().requires_grad_(example.is_floating_point())
         with torch.enable_grad():
             out = model(x)
             loss = loss_fn(out) if loss_fn is not None else default_loss(out)
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
     if loss.grad_fn is None:
         from gradpath.errors import GradpathError

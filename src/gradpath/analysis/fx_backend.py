@@ -118,7 +118,11 @@ def trace_fx(model: nn.Module, example: torch.Tensor, loss_fn: Callable | None =
     """Translate ``model`` (plus ``loss_fn`` if given) into an op graph. Raises on untraceable models."""
     root: nn.Module = _WithLoss(model, loss_fn) if loss_fn is not None else model
     prefix = "model." if loss_fn is not None else ""
-    gm = fx.symbolic_trace(root)
+    # darknet's asymmetric shortcut branches on shapes: keep it as one call with a known channel map
+    from gradpath.nn.residual import asymmetric_add
+
+    graph = fx.Tracer(autowrap_functions=(asymmetric_add,)).trace(root)
+    gm = fx.GraphModule(root, graph)
     g = OpGraph()
     _warn_no_grad(model, g.warnings)
     was_training = model.training
@@ -127,9 +131,12 @@ def trace_fx(model: nn.Module, example: torch.Tensor, loss_fn: Callable | None =
         rec = _Recorder(gm)
         x = example.detach().clone().requires_grad_(example.is_floating_point()).clone() \
             if example.is_floating_point() else example
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny tensors: thread fan-out costs more than it saves
         with torch.enable_grad():
             rec.run(x)
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
     meta = rec.meta
     modules = dict(gm.named_modules())
@@ -377,6 +384,13 @@ class _Builder:
             return
         if tn == "getitem":
             self._getitem(n, data)
+            return
+        if tn == "asymmetric_add" and len(data) == 2:  # y + identity over the first min(Cx, Cy) channels
+            ident, y = data
+            self._add(PASS, n, tn, self.axis.get(y))
+            m = min(self._ext(ident) or 0, self._ext(y) or 0)
+            self._edge(ident, n, [Rel(0, m, 0, m)] if m else None)
+            self._edge(y, n, self._per_channel_rels(y, n))
             return
         if tn in ("cat", "concat", "concatenate"):
             self._cat(n, data)
