@@ -248,3 +248,20 @@ def test_every_table_row_has_a_registered_model_and_passes(capsys) -> None:
 
     rows = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(rows) == 5 and {r["status"] for r in rows} == {"ok"}
+
+
+def test_reproduce_unknown_table_is_a_user_error(capsys) -> None:
+    assert cli_main(["reproduce", "flops", "--table", "9"]) == 2
+    assert "tables with rows: 2, 3, 4, 5, 6, 7, 8" in capsys.readouterr().err
+
+
+def test_eval_model_traces_to_torchscript() -> None:
+    """Deploy form is tensors only, so tracing works and reproduces the eager output."""
+    model, s = _small("yolor-elan")
+    model = fuse_model(model)
+    x = torch.rand(1, 3, s, s)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, x, check_trace=False)
+        a, b = model(x), traced(x)
+    torch.testing.assert_close(b[0], a[0])
+    torch.testing.assert_close(b[1], a[1])

@@ -30,8 +30,13 @@ def _num(v: float | None, digits: int) -> str:
 
 
 def run_flops(args) -> int:
-    from gradpath.experiments.zoo import evaluate_rows
+    from gradpath.errors import GradpathError
+    from gradpath.experiments.zoo import ROWS, evaluate_rows
 
+    known = sorted({r.table for r in ROWS})
+    bad = [t for t in args.table or [] if t not in known]
+    if bad:
+        raise GradpathError(f"--table {bad[0]}: no FLOPs/params rows; tables with rows: {', '.join(known)}")
     rows = evaluate_rows(set(args.table) if args.table else None)
     failed = [r for r in rows if r["status"] == "OFF"]
     if args.json:
