@@ -78,6 +78,15 @@ class TinySegModel(nn.Module):
         return self.head([p3, p4, p5])
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tests run many tiny ops: on a shared 2-core machine intra-op threads only add contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)

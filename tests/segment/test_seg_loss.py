@@ -5,7 +5,9 @@ import math
 
 import torch
 
-from gradpath.tasks.segment import SegmentLoss
+from torchvision.ops import box_convert, box_iou
+
+from gradpath.tasks.segment import SegmentLoss, non_max_suppression, process_masks
 
 
 def _feats(model, S):
@@ -93,3 +95,33 @@ def test_loss_decreases_when_overfitting(tiny_model, tiny_batch):
     assert torch.isfinite(torch.stack(history)).all()
     assert last.sum() < 0.5 * first.sum(), (first, last)
     assert last[1] < first[1] and last[0] < first[0]  # mask and box terms both learn
+
+
+def test_overfit_then_decode_finds_the_objects(tiny_model, tiny_batch):
+    """The loss's conventions (cell offsets, anchor units, objectness, class and mask targets) must agree with the
+    contract-A eval decoding and NMS: after overfitting, each object is found with its class, box and mask."""
+    img, targets, masks = tiny_batch
+    torch.manual_seed(0)
+    loss_fn = SegmentLoss(tiny_model)
+    opt = torch.optim.Adam(tiny_model.parameters(), lr=1e-2)
+    for _ in range(100):
+        tiny_model.train()
+        loss, _ = loss_fn(tiny_model(img), targets, masks)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    tiny_model.eval()
+    with torch.no_grad():
+        pred, proto = tiny_model(img)
+    dets = non_max_suppression(pred, conf_thres=0.1, iou_thres=0.5, nm=8)
+    for n, t in enumerate(targets):
+        d = dets[int(t[0])]
+        d = d[d[:, 5] == t[1]]
+        assert len(d), f"object {n} (class {int(t[1])}) not found"
+        gt_box = box_convert(t[None, 2:] * 64, "cxcywh", "xyxy")
+        iou = box_iou(gt_box, d[:, :4])[0]
+        assert iou.max() > 0.6, (n, iou)
+        best = d[iou.argmax()]
+        pm = process_masks(proto[int(t[0])], best[None, 6:], best[None, :4], (64, 64))[0]
+        gm = torch.nn.functional.interpolate(masks[n][None, None].float(), (64, 64))[0, 0] > 0
+        assert (pm & gm).sum() / (pm | gm).sum() > 0.6

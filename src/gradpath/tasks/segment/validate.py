@@ -29,7 +29,8 @@ def encode_masks(masks: torch.Tensor) -> list[dict]:
 
     if not masks.shape[0]:
         return []
-    arr = np.asfortranarray(masks.permute(1, 2, 0).cpu().numpy().astype(np.uint8))
+    # (n, w, h) C-contiguous, transposed, is the (h, w, n) Fortran-ordered uint8 array pycocotools wants: one copy
+    arr = masks.transpose(1, 2).contiguous().cpu().numpy().view(np.uint8).transpose(2, 1, 0)
     rles = mask_utils.encode(arr)
     for r in rles:
         r["counts"] = r["counts"].decode("ascii")
