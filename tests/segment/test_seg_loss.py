@@ -52,12 +52,15 @@ def test_assignment_no_targets(tiny_model):
 
 
 def test_mask_loss_hand_value():
-    """Logits 0 → BCE = ln 2 at each pixel; a 2×2 box on a 4×4 grid keeps 4/16 of it; area 0.25 → ln 2."""
+    """Logits 0 → BCE = ln 2 at each pixel; a 2×2 box on a 4×4 grid keeps 4/16 of it; area 0.25 → ln 2.
+    A second, perfectly predicted instance (logit 20 on a positive mask: BCE ≈ 2e-9) halves the image's mean."""
     proto = torch.ones(1, 4, 4)
-    gt = torch.zeros(1, 4, 4)
-    v = SegmentLoss._mask_loss(gt, torch.zeros(1, 1), proto, torch.tensor([[0.0, 0.0, 2.0, 2.0]]),
-                               torch.tensor([0.25]))
+    box, area = torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.25])
+    v = SegmentLoss._mask_loss(torch.zeros(1, 4, 4), torch.zeros(1, 1), proto, box, area)
     assert math.isclose(v.item(), math.log(2), rel_tol=1e-6)
+    gt = torch.stack((torch.zeros(4, 4), torch.ones(4, 4)))
+    v2 = SegmentLoss._mask_loss(gt, torch.tensor([[0.0], [20.0]]), proto, box.repeat(2, 1), area.repeat(2))
+    assert math.isclose(v2.item(), math.log(2) / 2, rel_tol=1e-6)
 
 
 def test_loss_items_and_scaling(tiny_model, tiny_batch):

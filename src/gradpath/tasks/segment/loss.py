@@ -13,7 +13,8 @@ published description:
   4.0 / 1.0 / 0.4 (P3 / P4 / P5).
 - **Class.** BCE against one-hot targets (skipped when there is one class: objectness already carries it).
 - **Mask.** ``BCE(coefs · proto, gt_mask)`` per pixel, kept inside the target box, averaged over the prototype
-  grid and divided by the box's normalised area, so small and large objects weigh the same.
+  grid and divided by the box's normalised area, so small and large objects weigh the same; averaged over the
+  positives of each image, summed over images and levels.
 
 Gains follow YOLOv5's recipe, including its rescaling by the number of levels, classes and image size:
 ``box·3/nl``, ``cls·(nc/80)·3/nl``, ``obj·(S/640)²·3/nl``; the image size ``S`` is read from the prototype
@@ -181,8 +182,12 @@ class SegmentLoss:
     @staticmethod
     def _mask_loss(gt: torch.Tensor, coefs: torch.Tensor, proto: torch.Tensor, xyxy: torch.Tensor,
                    area: torch.Tensor) -> torch.Tensor:
-        """Sum over instances of the box-cropped mean BCE divided by the normalised box area."""
+        """Mean over one image's positives of (box-cropped BCE averaged over the grid) / (normalised box area).
+
+        Dividing by the area turns the grid average into the average inside the box (≈ ln 2 for an untrained
+        head); averaging over positives keeps the term O(1) per image and level however many anchors match.
+        """
         nm, mh, mw = proto.shape
         logits = (coefs @ proto.reshape(nm, -1)).reshape(-1, mh, mw)
         loss = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
-        return (crop_mask(loss, xyxy).mean(dim=(1, 2)) / area).sum()
+        return (crop_mask(loss, xyxy).mean(dim=(1, 2)) / area).mean()
