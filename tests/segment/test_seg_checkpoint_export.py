@@ -51,6 +51,8 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 def test_load_errors(tmp_path):
     with pytest.raises(GradpathError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(GradpathError, match="is a folder"):
+        load_checkpoint(tmp_path)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00not a checkpoint")
     with pytest.raises(GradpathError, match="cannot be read"):

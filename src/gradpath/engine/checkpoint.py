@@ -54,6 +54,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; a missing, unreadable or foreign file is a ``GradpathError``."""
     path = Path(path)
+    if path.is_dir():
+        raise GradpathError(f"checkpoint {path} is a folder; pass a weights file such as {path / 'weights' / 'best.pt'}")
     if not path.is_file():
         raise GradpathError(f"checkpoint {path} does not exist")
     try:
