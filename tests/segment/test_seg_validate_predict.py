@@ -204,3 +204,39 @@ def test_validate_gathers_across_ranks(tmp_path):
     r0, r1 = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     assert r0 == r1  # every rank computes the same numbers from the gathered predictions
     assert r0["images"] == 2 and r0["box"]["map"] == pytest.approx(1.0) and r0["mask"]["map50"] == pytest.approx(1.0)
+
+
+def _coco_dataset(root):
+    """Two images and a COCO instances json (category ids 4 and 9 → classes 0 and 1), plus the dataset yaml."""
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    Image.fromarray(torch.full((48, 64, 3), 60, dtype=torch.uint8).numpy()).save(root / "images" / "a.png")
+    Image.fromarray(torch.full((64, 40, 3), 160, dtype=torch.uint8).numpy()).save(root / "images" / "b.png")
+    poly = lambda x, y, w, h: [[x, y, x + w, y, x + w, y + h, x, y + h]]  # noqa: E731
+    anns = [(1, 1, 4, [5, 5, 20, 15]), (2, 1, 9, [30, 20, 20, 20]), (3, 2, 9, [4, 10, 30, 40])]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "b.png", "width": 40, "height": 64}],
+            "categories": [{"id": 4, "name": "cat4"}, {"id": 9, "name": "cat9"}],
+            "annotations": [{"id": i, "image_id": im, "category_id": c, "bbox": b, "area": b[2] * b[3],
+                             "iscrowd": 0, "segmentation": poly(*b)} for i, im, c, b in anns]}
+    (root / "annotations" / "val.json").write_text(json.dumps(coco))
+    (root / "data.yaml").write_text(
+        f"path: {root}\n"
+        "train: {images: images, annotations: annotations/val.json}\n"
+        "val: {images: images, annotations: annotations/val.json}\n")
+    return root / "data.yaml"
+
+
+def test_cli_val_on_a_coco_split(tmp_path, capsys):
+    data = _coco_dataset(tmp_path / "ds")
+    torch.manual_seed(0)
+    w = tmp_path / "w.pt"
+    save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=2, width=0.25, depth=0.34),
+                                       names=["cat4", "cat9"], imgsz=64))
+    assert main(["val", "--weights", str(w), "--data", str(data), "--batch", "2", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert set(m["box"]) == set(m["mask"]) == {"map", "map50", "map75"} and m["images"] == 2
+    assert [(c["name"], c["category_id"], c["instances"]) for c in m["per_class"]] == [("cat4", 4, 1), ("cat9", 9, 2)]
+    save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34)))
+    assert main(["val", "--weights", str(w), "--data", str(data)]) == 2
+    assert "predicts 3 classes but" in capsys.readouterr().err
