@@ -71,7 +71,8 @@ class SegmentLoss:
         if anchors.shape != (self.nl, self.na, 2):
             raise ValueError(f"head.anchors must be (nl, na, 2) = ({self.nl}, {self.na}, 2), got {tuple(anchors.shape)}")
         self.anchors = anchors / stride.view(-1, 1, 1).cpu()  # grid units
-        self.balance = _BALANCE.get(self.nl, tuple([4.0, 1.0] + [0.4] * (self.nl - 2))[: self.nl])
+        # P3 weighs most (small objects are many but hard); other level counts fall back to YOLOv5's 3-level values
+        self.balance = _BALANCE.get(self.nl, ((4.0, 1.0) + (0.4,) * self.nl)[: self.nl])
         eps = float(self.hyp["label_smoothing"])
         self.cp, self.cn = 1.0 - 0.5 * eps, 0.5 * eps
 
