@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import sys
 import time
 import warnings
@@ -93,8 +94,9 @@ class Trainer:
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, save_dir: str | Path,
                  run_info: dict[str, Any] | None = None, resume: dict[str, Any] | None = None,
                  log: Callable[[str], None] | None = None, dist_info: ddp.DistInfo | None = None,
-                 init_method: str | None = None) -> None:
+                 init_method: str | None = None, progress: bool = True) -> None:
         cfg.validate()
+        self.progress = progress
         self.cfg = cfg
         self.task = task
         self.run_info = dict(run_info or {})
@@ -107,6 +109,12 @@ class Trainer:
         self._log = log or _default_log
         self.csv_path = self.save_dir / "results.csv"
 
+        if self.device.type == "cpu" and cfg.workers > 0:
+            # Loader workers and intra-op threads share the cores; oversubscribed OpenMP threads stall at every
+            # op's barrier (measured 20x slower steps on 2 cores), so leave the workers their cores.
+            cores = (os.cpu_count() or 1) // max(self.dist.world_size, 1)
+            if torch.get_num_threads() + cfg.workers > cores:
+                torch.set_num_threads(max(1, cores - cfg.workers))
         seed_everything(cfg.seed + self.dist.rank)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -278,7 +286,8 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         mloss = torch.zeros(len(self.task.loss_names), device=self.device)
         pbar = enumerate(self.train_loader)
-        if self.is_main:
+        show = self.is_main and self.progress
+        if show:
             pbar = tqdm(pbar, total=self.nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=True,
                         bar_format="{l_bar}{bar:12}{r_bar}", file=sys.stdout, dynamic_ncols=False, ncols=110)
         self.optimizer.zero_grad(set_to_none=True)
@@ -299,10 +308,13 @@ class Trainer:
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
                 self.scheduler.step()
             mloss = (mloss * i + items.detach().to(mloss)) / (i + 1)
-            if self.is_main:
+            if show:
                 pbar.set_postfix_str(" ".join(f"{n}={v:.3f}" for n, v in zip(self.task.loss_names, mloss.tolist())))
-        if self.is_main:
+        if show:
             pbar.close()
+        elif self.is_main:
+            self.log(f"epoch {epoch + 1}/{cfg.epochs}: " + " ".join(
+                f"{n}={v:.3f}" for n, v in zip(self.task.loss_names, mloss.tolist())))
         return ddp.all_reduce_mean(mloss)
 
     def _step(self) -> None:
