@@ -16,14 +16,16 @@ DEMO = dict(
     model="yolor-elan",
     model_overrides={"width": 0.25, "depth": 0.34},
     imgsz=160,
-    batch=16,
+    batch=8,
     epochs=12,
     optimizer="adamw",
     lr0=0.005,
     lrf=0.05,
     warmup_epochs=1.0,
     ema_tau=100.0,
-    hyp={"mosaic": 0.5, "scale": 0.3},
+    # YOLOv5 scales the class gain by nc/80: with 3 classes 0.5 becomes 0.019 and classes are learnt last;
+    # 3.0 (0.11 after scaling) measured +0.09 box mAP50 in the same 5 minutes.
+    hyp={"mosaic": 0.5, "scale": 0.3, "cls": 3.0},
 )
 
 

@@ -90,6 +90,12 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, tiny_data):
     err = _one_line_error(capsys, ["train", "--model", "resnet50", "--data", str(tiny_data), "--imgsz", "64",
                                    "--project", str(tmp_path), "--device", "cpu"])
     assert "no segmentation head" in err
+    empty = tmp_path / "empty"
+    (empty / "images" / "train").mkdir(parents=True)
+    (empty / "images" / "val").mkdir(parents=True)
+    (empty / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    err = _one_line_error(capsys, ["train", *TINY, "--data", str(empty / "data.yaml"), "--project", str(tmp_path)])
+    assert "empty" in err and not (tmp_path / "segment").exists()  # refused before a run folder is made
     with pytest.raises(SystemExit) as e:
         main(["train", "--optimiser", "sgd"])
     assert e.value.code == 2

@@ -182,6 +182,7 @@ def train_segment(model: str, data: Any = "shapes", *, model_overrides: dict[str
     """
     from gradpath.engine import TrainConfig, Trainer
     from gradpath.engine.checkpoint import model_config_dict
+    from gradpath.engine.utils import seed_everything
     from gradpath.models.registry import create_model, get_entry
 
     get_entry(model)  # an unknown name fails here, with suggestions, before any data is touched
@@ -194,6 +195,7 @@ def train_segment(model: str, data: Any = "shapes", *, model_overrides: dict[str
     task = SegmentTask(data, cfg.imgsz, hyp=hyp, progress=progress)
     overrides = dict(model_overrides or {})
     overrides["num_classes"] = task.nc
+    seed_everything(cfg.seed)  # the initial weights are part of the run: same seed, same network
     net = create_model(model, **overrides)
     save_dir = next_run_dir(cfg.project, task.name, cfg.name, exist_ok)
     run_info = {"task": task.name, "model": model, "model_overrides": overrides,

@@ -1,0 +1,143 @@
+"""Training throughput (images/s) and batch-1 inference latency: gradpath vs ultralytics, side by side.
+
+Both sides get the same collated ``shapes`` batches (imgsz, batch) and a model of about the same size
+(gradpath ``yolor-elan`` scaled by ``--width/--depth`` vs ultralytics ``--peer-model``, built from its yaml, no
+weights), and are timed on the same machine, one after the other, with the same number of CPU threads.
+A training step = forward + the task's seg loss + backward + AdamW step (data loading excluded on both sides);
+latency = median fused eval forward at batch 1. ultralytics is NOT a dependency: it runs in a separate venv
+(``python3.11 -m venv /tmp/ultra-venv && /tmp/ultra-venv/bin/pip install ultralytics``) given by
+``--peer-python``; without it only gradpath's numbers are printed. A benchmark, never a timed test.
+
+    .venv/bin/python benchmarks/bench_train.py --imgsz 320 --batch 8 --iters 6
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PEER = r'''
+import json, statistics, sys, time, torch
+torch.set_num_threads(int(sys.argv[3]))
+from ultralytics.nn.tasks import SegmentationModel
+from ultralytics.cfg import get_cfg
+from ultralytics.utils import DEFAULT_CFG
+batches = torch.load(sys.argv[1], weights_only=True)
+iters, warm = int(sys.argv[4]), int(sys.argv[5])
+m = SegmentationModel(sys.argv[2], nc=int(sys.argv[6]), verbose=False)
+m.args = get_cfg(DEFAULT_CFG, {"overlap_mask": False})
+m.train()
+opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+def step(b):
+    t = b["targets"]
+    batch = {"img": b["img"].float() / 255, "batch_idx": t[:, 0], "cls": t[:, 1:2], "bboxes": t[:, 2:6],
+             "masks": b["masks"].float()}
+    loss, _ = m.loss(batch)
+    loss.sum().backward(); opt.step(); opt.zero_grad(set_to_none=True)
+times = []
+for i in range(warm + iters):
+    t0 = time.perf_counter(); step(batches[i % len(batches)]); times.append(time.perf_counter() - t0)
+train_s = statistics.median(times[warm:])
+m.eval(); m.fuse(verbose=False)
+x = batches[0]["img"][:1].float() / 255
+lat = []
+with torch.no_grad():
+    for i in range(warm + 3 * iters):
+        t0 = time.perf_counter(); m(x); lat.append(time.perf_counter() - t0)
+print(json.dumps({"params": sum(p.numel() for p in m.parameters()), "train_step_s": train_s,
+                  "latency_ms": 1000 * statistics.median(lat[warm:])}))
+'''
+
+
+def gradpath_side(batches: list[dict], args) -> dict:
+    import torch
+
+    from gradpath.models import create_model
+    from gradpath.nn import fuse_model
+    from gradpath.tasks.segment import SegmentLoss
+
+    torch.set_num_threads(args.threads)
+    m = create_model("yolor-elan", num_classes=args.nc, width=args.width, depth=args.depth).train()
+    loss_fn = SegmentLoss(m)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+
+    def step(b: dict) -> None:
+        loss, _ = loss_fn(m(b["img"].float() / 255), b["targets"], b["masks"])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    times = []
+    for i in range(args.warmup + args.iters):
+        t0 = time.perf_counter()
+        step(batches[i % len(batches)])
+        times.append(time.perf_counter() - t0)
+    n_params = sum(p.numel() for p in m.parameters())
+    m.eval()
+    fuse_model(m)
+    x = batches[0]["img"][:1].float() / 255
+    lat = []
+    with torch.no_grad():
+        for _ in range(args.warmup + 3 * args.iters):
+            t0 = time.perf_counter()
+            m(x)
+            lat.append(time.perf_counter() - t0)
+    return {"params": n_params, "train_step_s": statistics.median(times[args.warmup:]),
+            "latency_ms": 1000 * statistics.median(lat[args.warmup:])}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--iters", type=int, default=6, help="timed training steps (latency: 3x as many forwards)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--width", type=float, default=0.3, help="gradpath yolor-elan width (0.3 ~ yolov8n-seg size)")
+    p.add_argument("--depth", type=float, default=0.34)
+    p.add_argument("--peer-python", default="/tmp/ultra-venv/bin/python")
+    p.add_argument("--peer-model", default="yolov8n-seg.yaml")
+    args = p.parse_args()
+
+    import torch
+
+    from gradpath.data import build_dataset, collate_fn, load_data_config
+
+    cfg = load_data_config("shapes")
+    args.nc = cfg.nc
+    ds = build_dataset(cfg, "train", imgsz=args.imgsz, augment=True)
+    torch.manual_seed(0)
+    batches = [collate_fn([ds[i * args.batch + k] for k in range(args.batch)]) for i in range(3)]
+    batches = [{k: b[k] for k in ("img", "targets", "masks")} for b in batches]
+
+    rows = {"gradpath yolor-elan": gradpath_side(batches, args)}
+    if Path(args.peer_python).exists():
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "batches.pt"
+            torch.save(batches, f)
+            r = subprocess.run([args.peer_python, "-c", PEER, str(f), args.peer_model, str(args.threads),
+                                str(args.iters), str(args.warmup), str(args.nc)], capture_output=True, text=True)
+            if r.returncode == 0:
+                rows[f"ultralytics {args.peer_model}"] = json.loads(r.stdout.strip().splitlines()[-1])
+            else:
+                print(f"peer failed:\n{r.stderr[-2000:]}", file=sys.stderr)
+    else:
+        print(f"(no peer at {args.peer_python}: gradpath only)")
+    print(f"imgsz {args.imgsz}, batch {args.batch}, {args.threads} threads, {args.iters} timed steps")
+    print(f"{'model':<34}{'params M':>9}{'train img/s':>13}{'latency ms (b=1)':>18}")
+    for name, r in rows.items():
+        print(f"{name:<34}{r['params'] / 1e6:>9.2f}{args.batch / r['train_step_s']:>13.2f}{r['latency_ms']:>18.2f}")
+    if len(rows) == 2:
+        g, u = rows.values()
+        print(f"ratio gradpath/peer: training throughput {u['train_step_s'] / g['train_step_s']:.2f}x, "
+              f"inference speed {u['latency_ms'] / g['latency_ms']:.2f}x (>1 = gradpath faster)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
