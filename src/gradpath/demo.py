@@ -8,6 +8,7 @@ multipliers are scaled down so that it trains from scratch on two CPU cores. The
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -45,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hyp", action="append", metavar="KEY=VALUE", help="augmentation/loss override (repeatable)")
     args = p.parse_args(argv)
 
-    import torch
-
     from gradpath.commands.profile import parse_overrides
     from gradpath.errors import GradpathError
     from gradpath.tasks.segment.task import train_segment
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     hyp = {**DEMO["hyp"], **parse_overrides(args.hyp)}
     print(f"gradpath demo: {DEMO['model']} (width {args.width}, depth {args.depth}) on `shapes`, imgsz {args.imgsz}, "
           f"batch {args.batch}, {args.epochs} epochs, {args.optimizer} lr0={args.lr0}, "
-          f"{torch.get_num_threads()} CPU threads", flush=True)
+          f"{os.cpu_count()} CPU cores", flush=True)
     t0 = time.time()
     try:
         trainer = train_segment(
