@@ -16,7 +16,15 @@ from gradpath.errors import GradpathError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with near-name suggestions for mistyped options and subcommands."""
+    """argparse with near-name suggestions for mistyped options and subcommands.
+
+    Abbreviated options are refused (``--epoch 3`` must not silently mean ``--epochs``); the error suggests the
+    full name instead.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         m = re.search(r"unrecognized arguments: (.+)", message)
@@ -70,7 +78,12 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Report unknown options from the subcommand's parser, so suggestions come from its own options.
+        sub = next((a.choices.get(args.command) for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)), None) if args.command else None
+        (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
