@@ -128,3 +128,22 @@ def test_no_predictions_and_boxes_only():
              for img, cat, box in GT_BOXES.values()]
     m = evaluate_coco(gt, preds)
     assert m["box"]["map"] == 1.0 and m["mask"] is None
+
+
+def test_pr_curve_hand_computed_and_plotted(tmp_path):
+    """Same case as above: 'square' precision is 1 up to recall 0.5 (51 thresholds), then 2/3; 'circle' is 1."""
+    from gradpath.engine.plots import plot_pr_curves
+
+    gt = _coco_gt()
+    preds = [_pred(1, 1, [10, 10, 30, 20], 0.9), _pred(2, 1, [70, 70, 20, 20], 0.8),
+             _pred(2, 1, [20, 30, 40, 30], 0.7), _pred(1, 5, [50, 50, 40, 40], 0.9)]
+    pr = evaluate_coco(gt, preds)["pr_curve"]
+    for kind in ("box", "mask"):
+        cur = pr[kind]
+        assert len(cur["recall"]) == 101 and cur["recall"][50] == pytest.approx(0.5)
+        sq = cur["precision"]["square"]
+        assert sq[:51] == pytest.approx([1.0] * 51) and sq[51:] == pytest.approx([2 / 3] * 50)
+        assert cur["precision"]["circle"] == pytest.approx([1.0] * 101)
+        assert cur["precision"]["all classes"] == pytest.approx([(a + 1) / 2 for a in sq])
+    out = plot_pr_curves(pr, tmp_path / "pr.png")
+    assert out.exists() and out.stat().st_size > 1000

@@ -38,3 +38,32 @@ def plot_results(csv_path: str | Path, out: str | Path | None = None) -> Path | 
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_pr_curves(pr_curve: dict, out: str | Path) -> Path | None:
+    """Precision-recall at IoU 0.5, one panel per kind (box, mask): a thin line per class and a thick class mean.
+
+    ``pr_curve`` is ``{kind: {"recall": [...], "precision": {label: [...]}} | None}`` (``evaluate_coco``'s).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [(k, v) for k, v in pr_curve.items() if v and v.get("precision")]
+    if not kinds:
+        return None
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.8), squeeze=False)
+    for ax, (kind, cur) in zip(axes.flat, kinds):
+        for label, prec in cur["precision"].items():
+            mean = label == "all classes"
+            ap50 = sum(prec) / len(prec)
+            ax.plot(cur["recall"], prec, linewidth=2.5 if mean else 1.0, color="black" if mean else None,
+                    label=f"{label} {ap50:.3f}")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{kind} PR @ IoU 0.5")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

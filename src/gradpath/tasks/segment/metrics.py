@@ -41,6 +41,22 @@ def _per_class_ap(ev) -> dict[int, tuple[float | None, float | None]]:
     return out
 
 
+def _pr_curve(ev, names: dict[int, str]) -> dict[str, Any]:
+    """Precision at IoU 0.5 over COCOeval's 101 recall thresholds: per class and the class mean (only the
+    entries COCOeval filled), for the PR-curve plot."""
+    prec = ev.eval["precision"]
+    a = list(ev.params.areaRngLbl).index("all")
+    m = int(np.argmax(np.asarray(ev.params.maxDets)))
+    curves = {}
+    for k, cat in enumerate(ev.params.catIds):
+        p = prec[0, :, k, a, m]
+        if (p > -1).any():
+            curves[names.get(int(cat), str(cat))] = [max(float(v), 0.0) for v in p]
+    if curves:
+        curves["all classes"] = [float(v) for v in np.mean(np.asarray(list(curves.values())), 0)]
+    return {"recall": [float(r) for r in ev.params.recThrs], "precision": curves}
+
+
 def _run(coco_gt, coco_dt, iou_type: str, img_ids: Sequence[int] | None, verbose: bool):
     from pycocotools.cocoeval import COCOeval
 
@@ -53,7 +69,8 @@ def _run(coco_gt, coco_dt, iou_type: str, img_ids: Sequence[int] | None, verbose
         ev.accumulate()
         ev.summarize()
     s = [max(float(v), 0.0) for v in ev.stats[:3]]  # -1 (no gt at all) reads as 0
-    return {"map": s[0], "map50": s[1], "map75": s[2]}, _per_class_ap(ev)
+    names = {c["id"]: c.get("name", str(c["id"])) for c in coco_gt.loadCats(coco_gt.getCatIds())}
+    return {"map": s[0], "map50": s[1], "map75": s[2]}, _per_class_ap(ev), _pr_curve(ev, names)
 
 
 def evaluate_coco(
@@ -71,7 +88,8 @@ def evaluate_coco(
     category ids, giving the ``class`` field of ``per_class`` (default: the rank of the category id).
 
     Returns ``{"box": {"map", "map50", "map75"}, "mask": {...} | None, "per_class": [...]}``; ``mask`` is None
-    when the predictions carry no segmentation. With no predictions every AP is 0.
+    when the predictions carry no segmentation. With no predictions every AP is 0. With predictions, ``pr_curve``
+    holds precision at IoU 0.5 over COCOeval's recall thresholds, per class and averaged (for the PR plot).
     """
     img_ids = None if img_ids is None else sorted({int(i) for i in img_ids})
     cats = sorted(coco_gt.getCatIds())
@@ -91,11 +109,11 @@ def evaluate_coco(
                 seg["counts"] = seg["counts"].encode("ascii")
         with contextlib.redirect_stdout(io.StringIO()):
             coco_dt = coco_gt.loadRes(preds)
-        box, box_pc = _run(coco_gt, coco_dt, "bbox", img_ids, verbose)
-        mask, mask_pc = (None, {})
+        box, box_pc, box_pr = _run(coco_gt, coco_dt, "bbox", img_ids, verbose)
+        mask, mask_pc, mask_pr = (None, {}, None)
         if has_mask:
-            mask, mask_pc = _run(coco_gt, coco_dt, "segm", img_ids, verbose)
-        res = {"box": box, "mask": mask, "per_class": []}
+            mask, mask_pc, mask_pr = _run(coco_gt, coco_dt, "segm", img_ids, verbose)
+        res = {"box": box, "mask": mask, "per_class": [], "pr_curve": {"box": box_pr, "mask": mask_pr}}
     for cls, cat in enumerate(class_to_category):
         cat = int(cat)
         bap, bap50 = box_pc.get(cat, (None, None))

@@ -105,7 +105,8 @@ class SegmentTask:
     @torch.no_grad()
     def plot_predictions(self, model: nn.Module, loader: DataLoader, device: torch.device, save_dir: Path,
                          n: int = 16, conf: float = 0.25) -> Path | None:
-        """A grid of val images with predicted masks and boxes (``val_predictions.png``), a glance at quality."""
+        """A grid of val images with predicted masks and boxes (``val_predictions.png``), a glance at quality,
+        and the last evaluation's precision-recall curves (``pr_curve.png``)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -154,6 +155,10 @@ class SegmentTask:
         out = Path(save_dir) / "val_predictions.png"
         fig.savefig(out, dpi=100)
         plt.close(fig)
+        if self.last_metrics and self.last_metrics.get("pr_curve"):
+            from gradpath.engine.plots import plot_pr_curves
+
+            plot_pr_curves(self.last_metrics["pr_curve"], Path(save_dir) / "pr_curve.png")
         return out
 
 
