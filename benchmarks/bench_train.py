@@ -5,7 +5,8 @@ Both sides get the same collated ``shapes`` batches (imgsz, batch) and a model o
 weights), and are timed on the same machine, one after the other, with the same number of CPU threads.
 A training step = forward + the task's seg loss + backward + AdamW step (data loading excluded on both sides);
 latency = median fused eval forward at batch 1. ultralytics is NOT a dependency: it runs in a separate venv
-(``python3.11 -m venv /tmp/ultra-venv && /tmp/ultra-venv/bin/pip install ultralytics``) given by
+(``python3.11 -m venv /tmp/ultra-venv2 && /tmp/ultra-venv2/bin/pip install torch==<ours> torchvision==<ours>
+ultralytics`` — the SAME torch as ours, or the comparison measures torch builds, not models) given by
 ``--peer-python``; without it only gradpath's numbers are printed. A benchmark, never a timed test.
 
     .venv/bin/python benchmarks/bench_train.py --imgsz 320 --batch 8 --iters 6
@@ -43,19 +44,36 @@ times = []
 for i in range(warm + iters):
     t0 = time.perf_counter(); step(batches[i % len(batches)]); times.append(time.perf_counter() - t0)
 train_s = statistics.median(times[warm:])
+prof_n = int(sys.argv[7])
+if prof_n:
+    from torch.profiler import profile as tprof
+    with tprof() as pr:
+        step(batches[0])
+    print("== peer: one training step ==", file=sys.stderr)
+    print(pr.key_averages().table(sort_by="self_cpu_time_total", row_limit=prof_n), file=sys.stderr)
+n_params = sum(p.numel() for p in m.parameters())
 m.eval(); m.fuse(verbose=False)
 x = batches[0]["img"][:1].float() / 255
+from torch.utils.flop_counter import FlopCounterMode
+with torch.no_grad(), FlopCounterMode(display=False) as fc:
+    m(x)
 lat = []
 with torch.no_grad():
     for i in range(warm + 3 * iters):
         t0 = time.perf_counter(); m(x); lat.append(time.perf_counter() - t0)
-print(json.dumps({"params": sum(p.numel() for p in m.parameters()), "train_step_s": train_s,
-                  "latency_ms": 1000 * statistics.median(lat[warm:])}))
+    if prof_n:
+        with tprof() as pr:
+            m(x)
+        print("== peer: one eval forward (b=1, fused) ==", file=sys.stderr)
+        print(pr.key_averages().table(sort_by="self_cpu_time_total", row_limit=prof_n), file=sys.stderr)
+print(json.dumps({"params": n_params, "gflops": fc.get_total_flops() / 1e9, "torch": torch.__version__,
+                  "train_step_s": train_s, "latency_ms": 1000 * statistics.median(lat[warm:])}))
 '''
 
 
 def gradpath_side(batches: list[dict], args) -> dict:
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from gradpath.models import create_model
     from gradpath.nn import fuse_model
@@ -77,17 +95,30 @@ def gradpath_side(batches: list[dict], args) -> dict:
         t0 = time.perf_counter()
         step(batches[i % len(batches)])
         times.append(time.perf_counter() - t0)
+    if args.profile:
+        with torch.profiler.profile() as pr:
+            step(batches[0])
+        print("== gradpath: one training step ==", file=sys.stderr)
+        print(pr.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile), file=sys.stderr)
     n_params = sum(p.numel() for p in m.parameters())
     m.eval()
     fuse_model(m)
     x = batches[0]["img"][:1].float() / 255
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        m(x)
     lat = []
     with torch.no_grad():
         for _ in range(args.warmup + 3 * args.iters):
             t0 = time.perf_counter()
             m(x)
             lat.append(time.perf_counter() - t0)
-    return {"params": n_params, "train_step_s": statistics.median(times[args.warmup:]),
+        if args.profile:
+            with torch.profiler.profile() as pr:
+                m(x)
+            print("== gradpath: one eval forward (b=1, fused) ==", file=sys.stderr)
+            print(pr.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile), file=sys.stderr)
+    return {"params": n_params, "gflops": fc.get_total_flops() / 1e9, "torch": torch.__version__,
+            "train_step_s": statistics.median(times[args.warmup:]),
             "latency_ms": 1000 * statistics.median(lat[args.warmup:])}
 
 
@@ -98,10 +129,13 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=6, help="timed training steps (latency: 3x as many forwards)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--width", type=float, default=0.3, help="gradpath yolor-elan width (0.3 ~ yolov8n-seg size)")
+    p.add_argument("--width", type=float, default=0.26,
+                   help="gradpath yolor-elan width; 0.26 matches yolov8n-seg FLOPs at 320 (2.86 vs 2.84 G, nc=3)")
     p.add_argument("--depth", type=float, default=0.34)
-    p.add_argument("--peer-python", default="/tmp/ultra-venv/bin/python")
+    p.add_argument("--peer-python", default="/tmp/ultra-venv2/bin/python")
     p.add_argument("--peer-model", default="yolov8n-seg.yaml")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print torch.profiler's top-N ops (self CPU) of one train step and one eval forward")
     args = p.parse_args()
 
     import torch
@@ -121,7 +155,10 @@ def main() -> int:
             f = Path(d) / "batches.pt"
             torch.save(batches, f)
             r = subprocess.run([args.peer_python, "-c", PEER, str(f), args.peer_model, str(args.threads),
-                                str(args.iters), str(args.warmup), str(args.nc)], capture_output=True, text=True)
+                                str(args.iters), str(args.warmup), str(args.nc),
+                                str(args.profile)], capture_output=True, text=True)
+            if args.profile:
+                print(r.stderr, file=sys.stderr)
             if r.returncode == 0:
                 rows[f"ultralytics {args.peer_model}"] = json.loads(r.stdout.strip().splitlines()[-1])
             else:
@@ -129,9 +166,11 @@ def main() -> int:
     else:
         print(f"(no peer at {args.peer_python}: gradpath only)")
     print(f"imgsz {args.imgsz}, batch {args.batch}, {args.threads} threads, {args.iters} timed steps")
-    print(f"{'model':<34}{'params M':>9}{'train img/s':>13}{'latency ms (b=1)':>18}")
+    print(f"{'model':<34}{'torch':>14}{'params M':>9}{f'GFLOPs@{args.imgsz}':>12}{'train img/s':>13}"
+          f"{'latency ms (b=1)':>18}")
     for name, r in rows.items():
-        print(f"{name:<34}{r['params'] / 1e6:>9.2f}{args.batch / r['train_step_s']:>13.2f}{r['latency_ms']:>18.2f}")
+        print(f"{name:<34}{r['torch']:>14}{r['params'] / 1e6:>9.2f}{r['gflops']:>12.3f}"
+              f"{args.batch / r['train_step_s']:>13.2f}{r['latency_ms']:>18.2f}")
     if len(rows) == 2:
         g, u = rows.values()
         print(f"ratio gradpath/peer: training throughput {u['train_step_s'] / g['train_step_s']:.2f}x, "
