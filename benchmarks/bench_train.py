@@ -76,11 +76,13 @@ def gradpath_side(batches: list[dict], args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from gradpath.models import create_model
-    from gradpath.nn import fuse_model
+    from gradpath.nn import fuse_model, to_channels_last
     from gradpath.tasks.segment import SegmentLoss
 
     torch.set_num_threads(args.threads)
     m = create_model("yolor-elan", num_classes=args.nc, width=args.width, depth=args.depth).train()
+    if not args.nchw:
+        to_channels_last(m)  # what gradpath's Trainer does on CPU
     loss_fn = SegmentLoss(m)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
 
@@ -134,6 +136,7 @@ def main() -> int:
     p.add_argument("--depth", type=float, default=0.34)
     p.add_argument("--peer-python", default="/tmp/ultra-venv2/bin/python")
     p.add_argument("--peer-model", default="yolov8n-seg.yaml")
+    p.add_argument("--nchw", action="store_true", help="keep gradpath NCHW (the trainer uses channels-last on CPU)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print torch.profiler's top-N ops (self CPU) of one train step and one eval forward")
     args = p.parse_args()

@@ -34,6 +34,7 @@ from gradpath.engine.optim import build_optimizer, build_scheduler, warmup_momen
 from gradpath.engine.task import Task, maybe_plot
 from gradpath.engine.utils import epoch_seed, rng_state, seed_everything, seed_worker, select_device, set_rng_state, unwrap
 from gradpath.errors import GradpathError
+from gradpath.nn import to_channels_last
 
 
 @dataclass
@@ -119,6 +120,10 @@ class Trainer:
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = model.to(self.device)
+        if self.device.type == "cpu":
+            # oneDNN convs on NCHW reorder every input/output; NHWC weights avoid it (measured 1.25x per train
+            # step of the scaled yolor-elan on 2 cores, benchmarks/bench_train.py). Same function, same params.
+            to_channels_last(self.model)
         self.task.setup(self.model, self.device)
 
         self.train_ds, self.val_ds = task.datasets()

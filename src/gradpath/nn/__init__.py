@@ -1,6 +1,6 @@
 """Layer- and stage-level parts of the paper's strategies. Imports nothing else of gradpath."""
 from gradpath.nn.blocks import DenseBlock, OSABlock, bottleneck_block, res_block, resx_block
-from gradpath.nn.conv import ConvBNAct, fuse_conv_bn, fuse_model, make_act
+from gradpath.nn.conv import ConvBNAct, fuse_conv_bn, fuse_model, make_act, to_channels_last
 from gradpath.nn.csp import FUSIONS, CSPStage
 from gradpath.nn.elan import ELAN
 from gradpath.nn.residual import (
@@ -13,7 +13,7 @@ from gradpath.nn.residual import (
 )
 
 __all__ = [
-    "ConvBNAct", "fuse_conv_bn", "fuse_model", "make_act",
+    "ConvBNAct", "fuse_conv_bn", "fuse_model", "make_act", "to_channels_last",
     "Residual", "MaskedResidual", "AsymmetricResidual", "asymmetric_add", "masked_add", "masked_channels",
     "res_block", "bottleneck_block", "resx_block", "DenseBlock", "OSABlock",
     "CSPStage", "FUSIONS", "ELAN",

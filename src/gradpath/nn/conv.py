@@ -95,6 +95,9 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    if conv.weight.dim() == 4 and conv.weight.is_contiguous(memory_format=torch.channels_last) \
+            and not conv.weight.is_contiguous():
+        fused = fused.to(memory_format=torch.channels_last)  # keep a channels-last model channels-last
     return fused
 
 
@@ -105,3 +108,15 @@ def fuse_model(model: nn.Module) -> nn.Module:
         if isinstance(m, ConvBNAct):
             m.fuse()
     return model
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Store every 4-D weight NHWC (in place; returns ``model``), so CPU convolutions run without reorders.
+
+    Why: oneDNN's CPU convolution works in a blocked/NHWC layout; on NCHW tensors every conv (and its backward)
+    reorders its input and output, and full-resolution stems (YOLOv7/ELAN: a 3×3 at stride 1 on the input,
+    paper Table 8 skeleton) spend as long reordering as computing. A conv whose weight is channels-last produces
+    channels-last output, so the whole network follows without touching the inputs. Numerics are those of a
+    different (equally exact) conv algorithm; FLOPs and parameters are unchanged.
+    """
+    return model.to(memory_format=torch.channels_last)
