@@ -31,6 +31,8 @@ from ultralytics.utils import DEFAULT_CFG
 batches = torch.load(sys.argv[1], weights_only=True)
 iters, warm = int(sys.argv[4]), int(sys.argv[5])
 m = SegmentationModel(sys.argv[2], nc=int(sys.argv[6]), verbose=False)
+if sys.argv[8] == "1":
+    m = m.to(memory_format=torch.channels_last)
 m.args = get_cfg(DEFAULT_CFG, {"overlap_mask": False})
 m.train()
 opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
@@ -137,6 +139,8 @@ def main() -> int:
     p.add_argument("--peer-python", default="/tmp/ultra-venv2/bin/python")
     p.add_argument("--peer-model", default="yolov8n-seg.yaml")
     p.add_argument("--nchw", action="store_true", help="keep gradpath NCHW (the trainer uses channels-last on CPU)")
+    p.add_argument("--peer-channels-last", action="store_true",
+                   help="also give the peer channels-last weights (not what ultralytics does by itself)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print torch.profiler's top-N ops (self CPU) of one train step and one eval forward")
     args = p.parse_args()
@@ -159,7 +163,7 @@ def main() -> int:
             torch.save(batches, f)
             r = subprocess.run([args.peer_python, "-c", PEER, str(f), args.peer_model, str(args.threads),
                                 str(args.iters), str(args.warmup), str(args.nc),
-                                str(args.profile)], capture_output=True, text=True)
+                                str(args.profile), str(int(args.peer_channels_last))], capture_output=True, text=True)
             if args.profile:
                 print(r.stderr, file=sys.stderr)
             if r.returncode == 0:
@@ -168,7 +172,8 @@ def main() -> int:
                 print(f"peer failed:\n{r.stderr[-2000:]}", file=sys.stderr)
     else:
         print(f"(no peer at {args.peer_python}: gradpath only)")
-    print(f"imgsz {args.imgsz}, batch {args.batch}, {args.threads} threads, {args.iters} timed steps")
+    print(f"imgsz {args.imgsz}, batch {args.batch}, {args.threads} threads, {args.iters} timed steps; gradpath "
+          f"{'NCHW' if args.nchw else 'channels-last'}, peer {'channels-last' if args.peer_channels_last else 'NCHW'}")
     print(f"{'model':<34}{'torch':>14}{'params M':>9}{f'GFLOPs@{args.imgsz}':>12}{'train img/s':>13}"
           f"{'latency ms (b=1)':>18}")
     for name, r in rows.items():
