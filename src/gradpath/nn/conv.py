@@ -10,6 +10,7 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -78,28 +79,22 @@ class _PackedBNBackward(torch.autograd.Function):
         return dx.view(n, h, wd, c).permute(0, 3, 1, 2), sum_gxhat, sum_g, None, None, None, None, None
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same parameters, buffers and results) with a faster channels-last CPU training
-    backward for channel counts that are not a multiple of 16 (see :class:`_PackedBNBackward`)."""
+def packed_bn_rows(bn: nn.Module, x: torch.Tensor) -> int:
+    """Rows packed per view row by :func:`batch_norm_packed` for ``bn(x)`` (0: use the native kernel)."""
+    if not (type(bn) is nn.BatchNorm2d and bn.training and bn.affine and bn.track_running_stats and x.dim() == 4
+            and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() >= 1 << 16
+            and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
+        return 0
+    c = x.shape[1]
+    p = 16 // math.gcd(c, 16)
+    return p if p > 1 and (x.numel() // c) % p == 0 else 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pack = self._pack(x)
-        if not pack:
-            return super().forward(x)
-        self.num_batches_tracked.add_(1)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        return _PackedBNBackward.apply(x, self.weight, self.bias, self.running_mean, self.running_var,
-                                       momentum, self.eps, pack)
 
-    def _pack(self, x: torch.Tensor) -> int:
-        """Rows packed per view row (0: use the native path)."""
-        if not (self.training and self.affine and self.track_running_stats and x.dim() == 4
-                and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() >= 1 << 16
-                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
-            return 0
-        c = x.shape[1]
-        p = 16 // math.gcd(c, 16)
-        return p if p > 1 and (x.numel() // c) % p == 0 else 0
+def batch_norm_packed(bn: nn.BatchNorm2d, x: torch.Tensor, pack: int) -> torch.Tensor:
+    """``bn(x)`` in training mode (same output and running statistics) with the packed backward."""
+    bn.num_batches_tracked.add_(1)
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    return _PackedBNBackward.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, momentum, bn.eps, pack)
 
 
 class ConvBNAct(nn.Module):
@@ -130,11 +125,21 @@ class ConvBNAct(nn.Module):
         self.in_channels = in_chs
         self.out_channels = out_chs
         self.conv = nn.Conv2d(in_chs, out_chs, k, s, autopad(k) if p is None else p, groups=groups, bias=not bn)
-        self.bn = BatchNorm2d(out_chs, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
+        self.bn = nn.BatchNorm2d(out_chs, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
         self.act = make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        y = self.conv(x)
+        if isinstance(y, torch.fx.Proxy):  # symbolic tracing (gradpath.analysis) sees the plain modules
+            return self.act(self.bn(y))
+        pack = packed_bn_rows(self.bn, y)
+        y = batch_norm_packed(self.bn, y, pack) if pack else self.bn(y)
+        if type(self.act) is nn.SiLU and self.act.inplace and y.requires_grad and torch.is_grad_enabled():
+            # autograd differentiates silu_ through its input, so an in-place SiLU under grad first clones it
+            # (an extra read+write of every activation); out of place here, as ultralytics' SiLU (~2.5% of a
+            # training step, benchmarks/bench_train.py). In place at inference: no allocation.
+            return F.silu(y)
+        return self.act(y)
 
     @torch.no_grad()
     def fuse(self) -> "ConvBNAct":
