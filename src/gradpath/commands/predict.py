@@ -21,14 +21,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from gradpath.engine.checkpoint import checkpoint_meta, model_from_checkpoint
-    from gradpath.engine.utils import select_device
+    from gradpath.engine.utils import deploy_model, select_device
     from gradpath.tasks.segment.predict import predict
 
     model, ck = model_from_checkpoint(args.weights)
     meta = checkpoint_meta(ck)
     imgsz = args.imgsz or meta["imgsz"] or int(getattr(model, "default_imgsz", 640))
     device = select_device(args.device)
-    recs = predict(model.to(device), args.source, args.out, imgsz=imgsz, conf_thres=args.conf, iou_thres=args.iou,
+    recs = predict(deploy_model(model, device), args.source, args.out, imgsz=imgsz, conf_thres=args.conf, iou_thres=args.iou,
                    max_det=args.max_det, names=meta["names"], device=device, save_images=not args.no_images)
     n = sum(len(r["detections"]) for r in recs)
     print(f"{len(recs)} images, {n} detections → {args.out}/predictions.json")

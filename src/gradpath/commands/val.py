@@ -28,7 +28,7 @@ def run(args) -> int:
     from torch.utils.data import DataLoader
 
     from gradpath.engine.checkpoint import checkpoint_meta, model_from_checkpoint
-    from gradpath.engine.utils import select_device
+    from gradpath.engine.utils import deploy_model, select_device
     from gradpath.errors import GradpathError
     from gradpath.tasks.segment import validate
 
@@ -47,7 +47,7 @@ def run(args) -> int:
     if len(ds) == 0:
         raise GradpathError(f"the {args.split} split of {args.data} is empty")
     device = select_device(args.device)
-    model = model.to(device)
+    model = deploy_model(model, device)
     loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate_fn)
     m = validate(model, loader, ds, device, conf_thres=args.conf, iou_thres=args.iou, max_det=args.max_det,
                  progress=not args.json)

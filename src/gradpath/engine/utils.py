@@ -108,3 +108,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def env_int(name: str, default: int) -> int:
     v = os.environ.get(name)
     return int(v) if v not in (None, "") else default
+
+
+def deploy_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    """The inference form of a trained model on ``device``: BN folded into the convs, eval mode, and on the CPU
+    channels-last weights (oneDNN convolutions run without layout reorders; see ``gradpath.nn.to_channels_last``).
+    Same outputs up to float rounding; this is the form ``benchmarks/bench_train.py`` times."""
+    from gradpath.nn import fuse_model
+    from gradpath.nn.conv import to_channels_last
+
+    model = fuse_model(model.to(device))
+    if torch.device(device).type == "cpu":
+        to_channels_last(model)
+    return model
