@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gradpath.commands._weights import add_weights_args, load_weights
+
 
 def add_parser(sub) -> None:
     from gradpath.tasks.segment.export import FORMATS
@@ -12,9 +14,8 @@ def add_parser(sub) -> None:
                        description="Fold BN into the convolutions, trace the tensor-only forward at batch 1, write "
                        "the file next to the weights (or --out) and compare its outputs with PyTorch on a random "
                        "image; fails when they differ by more than 1e-3 (relative).")
-    p.add_argument("--weights", required=True, help="checkpoint written by `gradpath train`")
+    add_weights_args(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
-    p.add_argument("--imgsz", type=int, help="square input size (default: the training size stored in the checkpoint)")
     p.add_argument("--out", help="output file (default: the weights path with .onnx / .torchscript)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -22,12 +23,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from gradpath.engine.checkpoint import checkpoint_meta, model_from_checkpoint
     from gradpath.tasks.segment.export import export_model
 
-    model, ck = model_from_checkpoint(args.weights)
-    meta = checkpoint_meta(ck)
-    imgsz = args.imgsz or meta["imgsz"] or int(getattr(model, "default_imgsz", 640))
+    model, meta, imgsz = load_weights(args)
     out = Path(args.out) if args.out else Path(args.weights).with_suffix(".onnx" if args.format == "onnx" else ".torchscript")
     metadata = {"model": getattr(model, "gradpath_name", type(model).__name__), "imgsz": imgsz,
                 "stride": [int(s) for s in model.stride.tolist()], "names": meta["names"] or [],

@@ -4,16 +4,16 @@ from __future__ import annotations
 import json
 
 from gradpath.commands._format import fmt_num, table
+from gradpath.commands._weights import add_weights_args, load_weights
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("val", help="evaluate a trained detector with the COCO metric (box and mask AP)",
                        description="Run a checkpoint over a dataset split and score it with pycocotools COCOeval "
                        "(box and mask AP@[.5:.95], AP50, AP75, per class), in original image coordinates.")
-    p.add_argument("--weights", required=True, help="checkpoint written by `gradpath train` (e.g. runs/segment/x/weights/best.pt)")
+    add_weights_args(p)
     p.add_argument("--data", required=True, help="dataset: `shapes` or a dataset yaml")
     p.add_argument("--split", default="val", choices=["val", "train"], help="split to evaluate (default val)")
-    p.add_argument("--imgsz", type=int, help="square input size (default: the training size stored in the checkpoint)")
     p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--conf", type=float, default=0.001, help="confidence threshold (default 0.001, as COCO evaluation wants)")
     p.add_argument("--iou", type=float, default=0.6, help="NMS IoU threshold (default 0.6)")
@@ -27,15 +27,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from torch.utils.data import DataLoader
 
-    from gradpath.engine.checkpoint import checkpoint_meta, model_from_checkpoint
     from gradpath.engine.utils import deploy_model, select_device
     from gradpath.errors import GradpathError
     from gradpath.tasks.segment import validate
 
     if args.batch < 1:
         raise GradpathError(f"--batch must be >= 1, got {args.batch}")
-    model, ck = model_from_checkpoint(args.weights)
-    imgsz = args.imgsz or checkpoint_meta(ck)["imgsz"] or int(getattr(model, "default_imgsz", 640))
+    model, _, imgsz = load_weights(args)
     if imgsz % 32:
         raise GradpathError(f"--imgsz must be a multiple of 32 (the largest stride), got {imgsz}")
     from gradpath.data import build_dataset, collate_fn, load_data_config
