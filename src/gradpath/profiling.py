@@ -95,8 +95,10 @@ def _example(model: nn.Module, imgsz: int, batch: int, device: torch.device | st
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:
-    m = copy.deepcopy(model).to("meta")
-    return m.eval()
+    """An eval-mode copy on the meta device; a model already on meta is used as it is (no weights to copy)."""
+    if all(p.device.type == "meta" for p in model.parameters()):
+        return model.eval()
+    return copy.deepcopy(model).to("meta").eval()
 
 
 def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
@@ -176,7 +178,8 @@ def profile(
 
         raise GradpathError(f"imgsz and batch must be positive, got imgsz={imgsz}, batch={batch}")
     was_training = model.training
-    flops = count_flops(model, imgsz, batch)
+    meta = _meta_copy(model)  # one copy serves the FLOP count and the memory measurement
+    flops = count_flops(meta, imgsz, batch)
     res: dict[str, Any] = {
         "model": getattr(model, "gradpath_name", type(model).__name__),
         "imgsz": imgsz,
@@ -187,7 +190,7 @@ def profile(
         "gflops": flops / 1e9,
     }
     if memory:
-        res.update(activation_memory(model, imgsz, batch))
+        res.update(activation_memory(meta, imgsz, batch))
     if iters > 0:
         res.update(measure_latency(model, imgsz, batch, device, warmup, iters))
     model.train(was_training)

@@ -129,7 +129,6 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
             if nf is not None and not ponly[nf][0]:
                 users[nf] = users.get(nf, 0) + 1
     unit_params: dict[Any, set] = {}
-    merged_norm_of: dict[Any, str] = {}
     for f in ordered:
         if hasattr(f, "variable"):
             idx[f] = g.add_node(INPUT, "input", None, op="input")

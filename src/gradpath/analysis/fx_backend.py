@@ -9,7 +9,6 @@ fx cannot see ``torch.no_grad`` blocks inside ``forward``: when a module's sourc
 from __future__ import annotations
 
 import inspect
-import operator
 from typing import Any, Callable
 
 import torch
@@ -162,7 +161,6 @@ class _Builder:
         self.axis: dict[fx.Node, int | None] = {}
         self.split_dim: dict[fx.Node, int] = {}
         self.param_nodes: dict[fx.Node, str] = {}  # get_attr of a Parameter -> its qualified name
-        self.users: dict[fx.Node, int] = {}
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _name(self, s: str) -> str:
@@ -240,11 +238,8 @@ class _Builder:
                 self._add(INPUT, n, "input" if n.name in ("x", "input") else n.name, _default_axis(len(m.shape)))
             return
         if n.op == "get_attr":
-            pname = self._name(n.target)
-            if n.target in self.params_by_name:
+            if n.target in self.params_by_name:  # buffers and constants: no gradient source, not a vertex
                 self.param_nodes[n] = n.target
-            elif m is not None and m.is_tensor:
-                pass  # buffers and constants: no gradient source, not a vertex
             return
         if n.op == "output":
             self._output(n)
@@ -261,8 +256,6 @@ class _Builder:
         lo = self.g.add_node(LOSS, "loss", None, op="loss")
         for a in leaves:
             ma = self.meta.get(a)
-            if ma is not None and ma.seq is not None and a not in self.split_dim:
-                pass
             self.g.add_edge(self.idx[a], lo, None, bool(ma and ma.any_rg))
 
     def _module(self, n: fx.Node) -> None:
@@ -278,10 +271,9 @@ class _Builder:
             axis = 1 if isinstance(mod, (nn.modules.conv._ConvNd,)) and shape is not None and len(shape) >= 3 \
                 else (_default_axis(len(shape)) if shape is not None else None)
             trainable = any(p.requires_grad for p in own_params)
-            i = self._add(UNIT, n, unit_display_name(self.root, n.target, self.prefix), axis,
-                          params=sum(p.numel() for p in own_params), trainable=trainable,
-                          param_names=tuple(self._name(f"{n.target}.{k}") for k, _ in mod.named_parameters()))
-            self.g.nodes[i].params = sum(p.numel() for p in own_params)
+            self._add(UNIT, n, unit_display_name(self.root, n.target, self.prefix), axis,
+                      params=sum(p.numel() for p in own_params), trainable=trainable,
+                      param_names=tuple(self._name(f"{n.target}.{k}") for k, _ in mod.named_parameters()))
             for a in data:
                 self._edge(a, n, self._conv_rels(mod, a, n))
             return
@@ -312,13 +304,13 @@ class _Builder:
         nparams = sum(p.numel() for p in mod.parameters())
         src = data[0] if len(data) == 1 else None
         if self.norm == "count":
-            i = self._add(UNIT, n, name, axis, params=nparams,
-                          trainable=any(p.requires_grad for p in mod.parameters()),
-                          param_names=tuple(f"{name}.{k}" for k, _ in mod.named_parameters()))
+            self._add(UNIT, n, name, axis, params=nparams,
+                      trainable=any(p.requires_grad for p in mod.parameters()),
+                      param_names=tuple(f"{name}.{k}" for k, _ in mod.named_parameters()))
         else:
             mergeable = (self.norm == "merge" and src is not None and self.g.nodes[self.idx[src]].kind == UNIT
                          and len(src.users) == 1)
-            i = self._add(PASS, n, name, axis)
+            self._add(PASS, n, name, axis)
             if mergeable:
                 u = self.g.nodes[self.idx[src]]
                 u.params += nparams

@@ -43,7 +43,8 @@ def _raster(ax, rep: Report) -> None:
     ax.scatter(xs, ys, s=ss, c=ys, cmap="viridis", edgecolors="none")
     ax.set_xlabel("unit (forward order; channel groups are adjacent columns)")
     ax.set_ylabel("gradient timestamp k (round)")
-    ax.set_title(f"{rep.model_name}: timestamps (LGP {rep.network()['lgp']}, LSGP {rep.network()['lsgp']})")
+    net = rep.network()  # builds every gradient combination: once
+    ax.set_title(f"{rep.model_name}: timestamps (LGP {net['lgp']}, LSGP {net['lsgp']})")
     if len(units) <= 40:
         ax.set_xticks(range(len(units)))
         ax.set_xticklabels([v.id for v in units], rotation=90, fontsize=6)

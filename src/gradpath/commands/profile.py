@@ -59,11 +59,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from gradpath.profiling import profile
 
-    model = model_from_args(args)
-    if args.device:
-        import torch
-
-        model = model.to(torch.device(args.device))
+    model = model_from_args(args)  # latency copies it to --device itself
     res = profile(model, args.imgsz, batch=args.batch, iters=args.iters, warmup=args.warmup, device=args.device)
     if args.json:
         print(json.dumps(res, indent=2))

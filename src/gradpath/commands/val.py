@@ -27,15 +27,14 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from torch.utils.data import DataLoader
 
-    from gradpath.engine.utils import deploy_model, select_device
+    from gradpath.engine.utils import check_imgsz, deploy_model, select_device
     from gradpath.errors import GradpathError
     from gradpath.tasks.segment import validate
 
     if args.batch < 1:
         raise GradpathError(f"--batch must be >= 1, got {args.batch}")
     model, _, imgsz = load_weights(args)
-    if imgsz % 32:
-        raise GradpathError(f"--imgsz must be a multiple of 32 (the largest stride), got {imgsz}")
+    check_imgsz(imgsz)
     from gradpath.data import build_dataset, collate_fn, load_data_config
 
     cfg = load_data_config(args.data)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradpath.engine.utils import unwrap
 from gradpath.errors import GradpathError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "make_checkpoint", "model_config_dict", "model_from_checkpoint",
@@ -87,7 +88,7 @@ def make_checkpoint(model: nn.Module, *, names: list[str] | None = None, imgsz: 
                     epoch: int = -1, ema_state: Mapping[str, torch.Tensor] | None = None,
                     **extra: Any) -> dict[str, Any]:
     """A checkpoint dict in the contract layout (see the module docstring); ``ema_state`` replaces the weights."""
-    model = getattr(model, "module", model)
+    model = unwrap(model)
     return {
         "model_name": model.gradpath_name,
         "model_config": model_config_dict(model),

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -253,9 +253,9 @@ class Trainer:
         from gradpath.engine.checkpoint import save_checkpoint
 
         ck = self._checkpoint(epoch)
-        save_checkpoint(ck, self.wdir / "last.pt")
+        save_checkpoint(self.wdir / "last.pt", ck)
         if is_best:
-            save_checkpoint(ck, self.wdir / "best.pt")
+            save_checkpoint(self.wdir / "best.pt", ck)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, float]:

@@ -110,6 +110,12 @@ def env_int(name: str, default: int) -> int:
     return int(v) if v not in (None, "") else default
 
 
+def check_imgsz(imgsz: int, stride: int = 32) -> None:
+    """A detector's input must divide by its largest stride (32) or its feature maps would not line up."""
+    if imgsz % stride:
+        raise GradpathError(f"--imgsz must be a multiple of {stride} (the largest stride), got {imgsz}")
+
+
 def deploy_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
     """The inference form of a trained model on ``device``: BN folded into the convs, eval mode, and on the CPU
     channels-last weights (oneDNN convolutions run without layout reorders; see ``gradpath.nn.to_channels_last``).

@@ -127,6 +127,8 @@ class ConvBNAct(nn.Module):
         self.conv = nn.Conv2d(in_chs, out_chs, k, s, autopad(k) if p is None else p, groups=groups, bias=not bn)
         self.bn = nn.BatchNorm2d(out_chs, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
         self.act = make_act(act)
+        # decided once: the forward below runs an in-place SiLU out of place under autograd
+        self._silu_inplace = type(self.act) is nn.SiLU and self.act.inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
@@ -134,7 +136,7 @@ class ConvBNAct(nn.Module):
             return self.act(self.bn(y))
         pack = packed_bn_rows(self.bn, y)
         y = batch_norm_packed(self.bn, y, pack) if pack else self.bn(y)
-        if type(self.act) is nn.SiLU and self.act.inplace and y.requires_grad and torch.is_grad_enabled():
+        if self._silu_inplace and y.requires_grad and torch.is_grad_enabled():
             # autograd differentiates silu_ through its input, so an in-place SiLU under grad first clones it
             # (an extra read+write of every activation); out of place here, as ultralytics' SiLU (~2.5% of a
             # training step, benchmarks/bench_train.py). In place at inference: no allocation.

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradpath.engine.utils import check_imgsz, unwrap
 from gradpath.errors import GradpathError
 
 __all__ = ["export_model", "parity", "FORMATS"]
@@ -45,7 +46,7 @@ def parity(outputs: list[torch.Tensor], reference: list[torch.Tensor], rtol: flo
 def _deploy(model: nn.Module) -> nn.Module:
     from gradpath.nn import fuse_model
 
-    m = copy.deepcopy(getattr(model, "module", model)).cpu().float().eval()
+    m = copy.deepcopy(unwrap(model)).cpu().float().eval()
     for p in m.parameters():
         p.requires_grad_(False)
     return fuse_model(m)
@@ -69,11 +70,10 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise GradpathError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if imgsz % 32:
-        raise GradpathError(f"--imgsz must be a multiple of 32 (the largest stride), got {imgsz}")
+    check_imgsz(imgsz)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    reference = copy.deepcopy(getattr(model, "module", model)).cpu().float().eval()
+    reference = copy.deepcopy(unwrap(model)).cpu().float().eval()
     deploy = _deploy(model)
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 3, imgsz, imgsz, generator=g)

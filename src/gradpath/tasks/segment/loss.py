@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, complete_box_iou_loss
 
+from gradpath.engine.utils import unwrap
 from gradpath.tasks.segment.postprocess import crop_mask
 
 __all__ = ["SegmentLoss", "DEFAULT_HYP"]
@@ -59,7 +60,7 @@ class SegmentLoss:
     """
 
     def __init__(self, model: nn.Module, hyp: dict[str, Any] | None = None) -> None:
-        model = getattr(model, "module", model)  # DDP
+        model = unwrap(model)  # DDP
         head = model.head
         unknown = set(hyp or {}) - set(DEFAULT_HYP)
         self.hyp = {**DEFAULT_HYP, **{k: v for k, v in (hyp or {}).items() if k in DEFAULT_HYP}}

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from gradpath.engine.utils import check_imgsz, unwrap
 from gradpath.errors import DataError, GradpathError
 from gradpath.tasks.segment.postprocess import masks_to_original, non_max_suppression, scale_boxes
 from gradpath.tasks.segment.validate import encode_masks
@@ -106,14 +107,13 @@ def predict(
     from PIL import Image
     from tqdm import tqdm
 
-    if imgsz % 32:
-        raise GradpathError(f"--imgsz must be a multiple of 32 (the largest stride), got {imgsz}")
+    check_imgsz(imgsz)
     files = list_images(source)
     out = Path(out_dir)
     if save_images and any(f.parent.resolve() == out.resolve() for f in files):
         raise GradpathError(f"--out {out} is the folder of the source images: annotated images would overwrite them")
     out.mkdir(parents=True, exist_ok=True)
-    net = getattr(model, "module", model).eval()
+    net = unwrap(model).eval()
     device = torch.device(device) if device is not None else next(net.parameters()).device
     names = list(names) if names else [str(i) for i in range(int(net.num_classes))]
     nm = int(net.head.nm)

@@ -187,16 +187,13 @@ def train_segment(model: str, data: Any = "shapes", *, model_overrides: dict[str
     """
     from gradpath.engine import TrainConfig, Trainer
     from gradpath.engine.checkpoint import model_config_dict
-    from gradpath.engine.utils import seed_everything
+    from gradpath.engine.utils import check_imgsz, seed_everything
     from gradpath.models.registry import create_model, get_entry
 
     get_entry(model)  # an unknown name fails here, with suggestions, before any data is touched
     cfg = TrainConfig(**train_args)
     cfg.validate()
-    if cfg.imgsz % 32:
-        from gradpath.errors import GradpathError
-
-        raise GradpathError(f"--imgsz must be a multiple of 32 (the largest stride), got {cfg.imgsz}")
+    check_imgsz(cfg.imgsz)
     task = SegmentTask(data, cfg.imgsz, hyp=hyp, progress=progress)
     overrides = dict(model_overrides or {})
     overrides["num_classes"] = task.nc

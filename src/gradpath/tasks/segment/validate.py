@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradpath.engine.utils import unwrap
 from gradpath.tasks.segment.metrics import evaluate_coco
 from gradpath.tasks.segment.postprocess import masks_to_original, non_max_suppression, scale_boxes
 
@@ -101,7 +102,7 @@ def validate(
     """
     from tqdm import tqdm
 
-    net = getattr(model, "module", model)
+    net = unwrap(model)
     was_training = net.training
     net.eval()
     if device is None:
