@@ -15,6 +15,7 @@ from torch import nn
 
 from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph
 from gradpath.analysis.naming import is_norm, param_owner_map, unit_display_name
+from gradpath.threads import one_cpu_thread
 
 _WEIGHT_VIEWS = ("TBackward", "ViewBackward", "ExpandBackward", "ReshapeAlias", "UnsqueezeBackward",
                  "SqueezeBackward", "PermuteBackward", "TransposeBackward", "CloneBackward", "ToCopyBackward",
@@ -47,15 +48,12 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
     g = OpGraph()
     was_training = model.training
     model.eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one small forward: thread fan-out costs more than it saves
     try:
         x = example.detach().clone().requires_grad_(example.is_floating_point())
-        with torch.enable_grad():
+        with torch.enable_grad(), one_cpu_thread(x.device):  # one small forward
             out = model(x)
             loss = loss_fn(out) if loss_fn is not None else default_loss(out)
     finally:
-        torch.set_num_threads(threads)
         model.train(was_training)
     if loss.grad_fn is None:
         from gradpath.errors import GradpathError

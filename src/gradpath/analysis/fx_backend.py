@@ -17,6 +17,7 @@ from torch import nn
 
 from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph, Rel
 from gradpath.analysis.naming import is_norm, param_owner_map, unit_display_name
+from gradpath.threads import one_cpu_thread
 
 _PER_CHANNEL_NAMES = {
     "add", "sub", "mul", "truediv", "div", "neg", "relu", "relu_", "relu6", "sigmoid", "tanh", "silu", "gelu",
@@ -130,12 +131,9 @@ def trace_fx(model: nn.Module, example: torch.Tensor, loss_fn: Callable | None =
         rec = _Recorder(gm)
         x = example.detach().clone().requires_grad_(example.is_floating_point()).clone() \
             if example.is_floating_point() else example
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny tensors: thread fan-out costs more than it saves
-        with torch.enable_grad():
+        with torch.enable_grad(), one_cpu_thread(x.device):  # tiny tensors
             rec.run(x)
     finally:
-        torch.set_num_threads(threads)
         model.train(was_training)
     meta = rec.meta
     modules = dict(gm.named_modules())

@@ -9,7 +9,6 @@ and its view of "best" is broadcast so every rank agrees.
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +91,3 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
 def cleanup() -> None:
     if is_dist():
         dist.destroy_process_group()
-
-
-def launched_by_torchrun() -> bool:
-    return "TORCHELASTIC_RUN_ID" in os.environ or env_int("WORLD_SIZE", 1) > 1

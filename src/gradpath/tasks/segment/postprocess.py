@@ -10,16 +10,16 @@ it back to the original image: ``original = (canvas - pad) / gain`` (contract B)
 """
 from __future__ import annotations
 
-import contextlib
-
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import batched_nms, box_convert
 
+from gradpath.threads import one_cpu_thread
+
 __all__ = [
-    "non_max_suppression", "crop_mask", "process_masks", "scale_boxes", "masks_to_original", "unpad_region",
+    "non_max_suppression", "crop_mask", "process_masks", "scale_boxes", "masks_to_original",
 ]
 
 
@@ -121,16 +121,6 @@ def scale_boxes(boxes: torch.Tensor, ratio_pad, orig_shape: Sequence[int]) -> to
     return out
 
 
-def unpad_region(canvas_shape: Sequence[int], ratio_pad, orig_shape: Sequence[int]) -> tuple[int, int, int, int]:
-    """Rows/cols ``(top, bottom, left, right)`` of the canvas that hold the image (the letterbox rounding)."""
-    (gx, gy), (pw, ph) = ratio_pad
-    hc, wc = int(canvas_shape[0]), int(canvas_shape[1])
-    top, left = int(round(ph - 0.1)), int(round(pw - 0.1))
-    bottom = min(hc, top + max(1, int(round(orig_shape[0] * gy))))
-    right = min(wc, left + max(1, int(round(orig_shape[1] * gx))))
-    return max(0, top), bottom, max(0, left), right
-
-
 def _resample_matrix(n_out: int, n_in: int, gain: float, pad: float, canvas: int) -> torch.Tensor:
     """(n_out, n_in) bilinear weights from a prototype axis (n_in cells over ``canvas`` pixels) to the centres of
     ``n_out`` original pixels, through the letterbox (``canvas = original · gain + pad``); edges clamp, as
@@ -179,7 +169,7 @@ def masks_to_original(
     for s in range(0, coefs.shape[0], chunk):
         logits = (coefs[s:s + chunk].detach().float() @ p).reshape(-1, mh, mw)
         out = torch.zeros(logits.shape[0], h0, w0, dtype=torch.bool, device=proto.device)
-        with _one_cpu_thread(proto.device):
+        with one_cpu_thread(proto.device):
             for k in range(logits.shape[0]):
                 i = s + k
                 if r2[i] > r1[i] and c2[i] > c1[i]:
@@ -187,16 +177,3 @@ def masks_to_original(
         yield out
 
 
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """The per-box products are tiny: on CPU, intra-op threads only add synchronisation (10-20× slower when the
-    cores are busy), so run them on one thread and restore the setting after."""
-    n = torch.get_num_threads()
-    if device.type != "cpu" or n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
