@@ -30,7 +30,7 @@ from torch import nn
 from gradpath.errors import GradpathError
 from gradpath.models.detect import ANCHORS_YOLOR, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
-from gradpath.models.yolo_common import Scaler
+from gradpath.models.yolo_common import check_detector_scale, Scaler
 from gradpath.models.yolor import ELANBody, YOLORConfig
 from gradpath.nn import ELAN, ConvBNAct
 
@@ -51,10 +51,7 @@ class VoVNetELANConfig:
     def validate(self) -> None:
         if len(tuple(self.stage_blocks)) != 4 or min(self.stage_blocks) < 1 or self.convs_per_block < 1:
             raise GradpathError("stage_blocks must be 4 positive ints and convs_per_block >= 1")
-        if self.num_classes < 1:
-            raise GradpathError(f"num_classes must be >= 1, got {self.num_classes}")
-        if not (0 < self.width <= 4 and 0 < self.depth <= 4):
-            raise GradpathError(f"width and depth must be in (0, 4], got {self.width}, {self.depth}")
+        check_detector_scale(self.num_classes, self.width, self.depth)
 
 
 class CSPELANStage(nn.Module):

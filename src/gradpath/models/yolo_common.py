@@ -10,7 +10,16 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from gradpath.errors import GradpathError
 from gradpath.nn import ConvBNAct
+
+
+def check_detector_scale(num_classes: int, width: float, depth: float) -> None:
+    """The config checks every YOLO-family detector shares: classes, and the width/depth multipliers."""
+    if num_classes < 1:
+        raise GradpathError(f"num_classes must be >= 1, got {num_classes}")
+    if not (0 < width <= 4 and 0 < depth <= 4):
+        raise GradpathError(f"width and depth must be in (0, 4], got {width}, {depth}")
 
 
 def make_divisible(x: float, divisor: int = 8) -> int:

@@ -26,9 +26,9 @@ from torch import nn
 from gradpath.errors import GradpathError
 from gradpath.models.detect import ANCHORS_YOLOR, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
-from gradpath.models.yolo_common import CSPB, SPP, SPPCSPC, Lateral, MPDown, Scaler
+from gradpath.models.yolo_common import check_detector_scale, CSPB, SPP, SPPCSPC, Lateral, MPDown, Scaler
 from gradpath.nn import ELAN, FUSIONS, ConvBNAct, CSPStage, res_block
-from gradpath.nn.residual import STOP_GRADIENT
+from gradpath.nn.residual import check_stop_gradient
 
 STRATEGIES = ("plain", "prn", "csp", "elan")
 ELAN_S = (1, 2, 4)
@@ -59,16 +59,12 @@ class YOLORConfig:
             raise GradpathError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.fusion != "fusion" and self.strategy != "csp":
             raise GradpathError(f"fusion={self.fusion!r} needs strategy='csp' (got {self.strategy!r})")
-        if self.stop_gradient not in STOP_GRADIENT:
-            raise GradpathError(f"stop_gradient must be one of None, 'identity', 'block'; got {self.stop_gradient!r}")
+        check_stop_gradient(self.stop_gradient)
         if self.stop_gradient and self.strategy == "elan":
             raise GradpathError("stop_gradient applies to residual blocks; strategy='elan' has none")
         if len(tuple(self.elan_stack)) != 2 or any(s not in ELAN_S for s in self.elan_stack):
             raise GradpathError(f"elan_stack must be two of {ELAN_S} (convs per block), got {self.elan_stack!r}")
-        if self.num_classes < 1:
-            raise GradpathError(f"num_classes must be >= 1, got {self.num_classes}")
-        if not (0 < self.width <= 4 and 0 < self.depth <= 4):
-            raise GradpathError(f"width and depth must be in (0, 4], got {self.width}, {self.depth}")
+        check_detector_scale(self.num_classes, self.width, self.depth)
         if not 0.0 <= self.mask_ratio <= 1.0:
             raise GradpathError(f"mask_ratio must be in [0, 1], got {self.mask_ratio}")
 

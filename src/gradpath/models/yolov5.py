@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gradpath.errors import GradpathError
 from gradpath.models.detect import ANCHORS_V5, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
-from gradpath.models.yolo_common import C3, SPPF, Lateral, Scaler
+from gradpath.models.yolo_common import check_detector_scale, C3, SPPF, Lateral, Scaler
 from gradpath.nn import ConvBNAct
 
 
@@ -29,10 +28,7 @@ class YOLOv5SegConfig:
     in_chans: int = 3
 
     def validate(self) -> None:
-        if self.num_classes < 1:
-            raise GradpathError(f"num_classes must be >= 1, got {self.num_classes}")
-        if not (0 < self.width <= 4 and 0 < self.depth <= 4):
-            raise GradpathError(f"width and depth must be in (0, 4], got {self.width}, {self.depth}")
+        check_detector_scale(self.num_classes, self.width, self.depth)
 
 
 class YOLOv5Body(nn.Module):
