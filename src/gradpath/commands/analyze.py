@@ -17,8 +17,7 @@ def add_parser(sub) -> None:
         "channel group, the shortest/longest gradient path, timestamps, number of paths of each length, "
         "gradient sources and aggregated features; per network the longest gradient path and the longest "
         "shortest gradient path. Every model output feeds the loss.")
-    add_model_args(p)
-    p.set_defaults(model=None)
+    add_model_args(p, optional=True)  # MODEL may be left out with --model FILE or --scaling
     p.add_argument("--model", dest="model_file", metavar="FILE.py:ClassName",
                    help="analyse a class from your own file (constructed with no arguments) instead")
     p.add_argument("--imgsz", type=int, help="square input size (default: the model's default)")
@@ -34,10 +33,6 @@ def add_parser(sub) -> None:
                    help="Table 1: params, LSGP and aggregated features over growing depth")
     p.add_argument("--depths", default="4,8,16,32,64,128", help="depths N for --scaling (comma list)")
     p.set_defaults(func=run)
-    # MODEL is optional when --model FILE or --scaling is used
-    for a in p._actions:
-        if a.dest == "model":
-            a.nargs = "?"
 
 
 def load_model_file(spec: str):
@@ -83,10 +78,9 @@ def _scaling(args) -> int:
     return 0
 
 
-def _build(args, name: str | None):
+def _build(args):
     if args.model_file:
         return load_model_file(args.model_file)
-    args.model = name
     return model_from_args(args)
 
 
@@ -103,7 +97,7 @@ def run(args) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fallbacks are recorded in report.warnings
-        rep = analyze(_build(args, args.model), **kw)
+        rep = analyze(_build(args), **kw)
         other = None
         if args.compare:
             from gradpath.models.registry import create_model

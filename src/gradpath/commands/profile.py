@@ -22,9 +22,10 @@ def parse_overrides(items: list[str] | None) -> dict:
     return out
 
 
-def add_model_args(p) -> None:
-    """Arguments shared by commands that build a model from the registry."""
-    p.add_argument("model", help="registered model name (see `gradpath models`)")
+def add_model_args(p, optional: bool = False) -> None:
+    """Arguments shared by commands that build a model from the registry (``optional``: MODEL may be omitted,
+    for commands that can take the network from elsewhere)."""
+    p.add_argument("model", nargs="?" if optional else None, help="registered model name (see `gradpath models`)")
     p.add_argument("--strategy", help="gradient-path strategy override where the model supports it (e.g. prn, csp, elan)")
     p.add_argument("--fusion", help="CSP fusion variant: fusion, first, last, none")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
