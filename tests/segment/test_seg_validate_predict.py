@@ -19,7 +19,9 @@ from gradpath.engine.checkpoint import make_checkpoint, save_checkpoint
 from gradpath.errors import DataError, GradpathError
 from gradpath.models import create_model
 from gradpath.tasks.segment import validate
-from gradpath.tasks.segment.predict import letterbox, predict
+from gradpath.data import build_dataset
+from gradpath.data.images import letterbox, read_image
+from gradpath.tasks.segment.predict import predict
 
 # Two originals letterboxed into 64×64 (gain 0.64): 100 wide × 50 high (16 rows of padding top and bottom) and
 # 50 wide × 100 high (16 columns left and right). Boxes as COCO xywh in original pixels, and as the canvas
@@ -104,10 +106,64 @@ def test_validate_maps_back_to_original_coordinates(monkeypatch):
 
 
 def test_letterbox_matches_contract():
-    img = torch.randint(0, 255, (3, 50, 100), dtype=torch.uint8)
+    img = torch.randint(0, 255, (50, 100, 3), dtype=torch.uint8).numpy()
     canvas, ratio_pad = letterbox(img, 64)
-    assert canvas.shape == (3, 64, 64) and ratio_pad == RATIO_PAD[11]
-    assert (canvas[:, :16] == 114).all() and (canvas[:, 48:] == 114).all() and not (canvas[:, 16:48] == 114).all()
+    assert canvas.shape == (64, 64, 3) and ratio_pad == RATIO_PAD[11]
+    assert (canvas[:16] == 114).all() and (canvas[48:] == 114).all() and not (canvas[16:48] == 114).all()
+
+
+def test_letterbox_reports_the_offset_it_used():
+    # 64 wide x 37 high into 64: new 64x37, 27 rows of padding split 13 top / 14 bottom; the reported pad is the
+    # integer 13 where the image really starts (not a float 13.5 with the image placed at 13)
+    img = torch.randint(0, 100, (37, 64, 3), dtype=torch.uint8).numpy()
+    canvas, ((gx, gy), (pw, ph)) = letterbox(img, 64)
+    assert (gx, gy, pw, ph) == (1.0, 1.0, 0.0, 13.0)
+    assert (canvas[13:50] == img).all() and (canvas[:13] == 114).all() and (canvas[50:] == 114).all()
+
+
+class _CaptureModel(nn.Module):
+    """Records its input; predicts nothing (eval-format output with no boxes above any threshold)."""
+
+    num_classes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = _Head()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        pred = torch.zeros(x.shape[0], 1, 5 + 2 + 1)
+        return pred, torch.zeros(x.shape[0], 1, x.shape[2] // 4, x.shape[3] // 4)
+
+
+def test_predict_and_val_dataset_give_identical_input(tmp_path):
+    """The same image file gives the same canvas (bit for bit) and ratio_pad in predict and in the val dataset,
+    including an odd size whose padding does not split evenly and an EXIF-rotated JPEG."""
+    root = tmp_path / "ds"
+    (root / "images" / "val").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    odd = torch.randint(0, 255, (37, 61, 3), dtype=torch.uint8, generator=g).numpy()
+    Image.fromarray(odd).save(root / "images" / "val" / "odd.png")
+    rot = Image.fromarray(torch.randint(0, 255, (30, 50, 3), dtype=torch.uint8, generator=g).numpy())
+    exif = rot.getexif()
+    exif[0x0112] = 6  # stored landscape, displayed portrait (rotate 90 degrees clockwise)
+    rot.save(root / "images" / "val" / "rot.jpg", exif=exif.tobytes())
+    (root / "data.yaml").write_text("path: .\ntrain: images/val\nval: images/val\nnames: [a, b]\n")
+    ds = build_dataset(root / "data.yaml", split="val", imgsz=64)
+    items = {ds.records[i].file.name: ds[i] for i in range(len(ds))}
+    model = _CaptureModel()
+    recs = predict(model, root / "images" / "val", tmp_path / "out", imgsz=64, save_images=False, progress=False)
+    assert [r["file"].split("/")[-1] for r in recs] == ["odd.png", "rot.jpg"]
+    assert [(r["width"], r["height"]) for r in recs] == [(61, 37), (30, 50)]  # rot.jpg read upright
+    for name, x in zip(["odd.png", "rot.jpg"], model.seen):
+        assert torch.equal((x[0] * 255).round().to(torch.uint8), items[name]["img"]), name
+        assert letterbox(read_image(root / "images" / "val" / name), 64)[1] == items[name]["ratio_pad"]
+    # 61x37 -> 64x39 (gain 64/61), 25 rows of padding: 12 on top, and 12 is what is reported
+    assert items["odd.png"]["ratio_pad"] == ((64 / 61, 64 / 61), (0.0, 12.0))
+    # rot.jpg is 50x30 stored, 30x50 upright -> 38x64 (gain 1.28), 26 columns of padding: 13 left
+    assert items["rot.jpg"]["ratio_pad"] == ((1.28, 1.28), (13.0, 0.0))
 
 
 def _images(folder):

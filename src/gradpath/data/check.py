@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from gradpath.data.config import load_data_config
+from gradpath.data.dataset import parse_split
+from gradpath.data.images import read_image
 from gradpath.data.records import Problems
 from gradpath.errors import DataError
 
@@ -16,8 +18,6 @@ from gradpath.errors import DataError
 def check_dataset(data: str | Path, splits: tuple[str, ...] | None = None, decode_images: bool = True) -> dict[str, Any]:
     """Report ``{"data", "ok", "splits": {name: {format, images, instances}}, "errors": [...], "warnings": [...]}``;
     each problem is ``{"file", "message"}``. ``ok`` is False when there is any error (warnings alone pass)."""
-    from gradpath.data.dataset import parse_split, read_image
-
     report: dict[str, Any] = {"data": str(data), "ok": True, "splits": {}, "errors": [], "warnings": []}
     try:
         cfg = load_data_config(data)
@@ -35,9 +35,10 @@ def check_dataset(data: str | Path, splits: tuple[str, ...] | None = None, decod
                 try:
                     img = read_image(rec.file)
                 except DataError as e:
-                    problems.error(rec.file, str(e).rsplit(": ", 1)[-1])
+                    msg = str(e)
+                    problems.error(rec.file, msg.split(": ", 1)[-1] if msg.startswith(f"{rec.file}: ") else msg)
                     continue
-                h, w = img.shape[1:]
+                h, w = img.shape[:2]
                 if rec.height is not None and (rec.height, rec.width) != (h, w):
                     problems.error(rec.file, f"image is {w}x{h} but its annotations say {rec.width}x{rec.height}")
         if not records and not problems.errors:

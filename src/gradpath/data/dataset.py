@@ -21,31 +21,9 @@ from torch.utils.data import Dataset
 
 from gradpath.data import augment as aug
 from gradpath.data.config import DataConfig, load_data_config
+from gradpath.data.images import image_size, letterbox_params, place_on_canvas, read_image, resize_long_side
 from gradpath.data.records import ImageRecord, Problems
 from gradpath.errors import DataError, GradpathError
-
-
-def read_image(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 RGB; a corrupt or unreadable file is a ``DataError`` naming it."""
-    # the HWC->CHW copy in numpy: torch's permute().contiguous() on uint8 is 10-100x slower on a busy CPU
-    return torch.from_numpy(np.ascontiguousarray(read_image_hwc(path).transpose(2, 0, 1)))
-
-
-def read_image_hwc(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, the layout PIL works in (the augmentation stays in it until the end).
-
-    NOTE: PIL rather than ``torchvision.io``, whose decoders are deprecated since torchvision 0.29; on a 256 px
-    PNG the two differ by well under a millisecond."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            arr = np.array(im.convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise DataError(f"{path}: corrupt or unreadable image ({type(e).__name__})") from None
-    return arr
 
 
 def decode_masks(rec: ImageRecord, h0: int, w0: int, boxes: np.ndarray) -> np.ndarray:
@@ -107,21 +85,18 @@ class DetectionDataset(Dataset):
         """Image resized (long side = imgsz), original-pixel xyxy boxes, class ids, (h0, w0, n) masks, which
         instances have a real mask, original (h0, w0), letterbox parameters. With ``cache`` the decoded result is
         kept in RAM (per worker): a mosaic reads 4 images per sample, and PNG decoding is then most of the cost."""
-        from PIL import Image
-
         if self.cache and i in self._cache:
             return self._cache[i]
         rec = self.records[i]
-        img = read_image_hwc(rec.file)
+        img = read_image(rec.file)
         h0, w0 = img.shape[:2]
         if rec.height is not None and (rec.height, rec.width) != (h0, w0):
             raise DataError(f"{rec.file}: image is {w0}x{h0} but its annotations say {rec.width}x{rec.height}")
         boxes = rec.boxes * np.array([w0, h0, w0, h0], np.float32) if rec.normalized else rec.boxes
         masks = decode_masks(rec, h0, w0, boxes)
         has_seg = np.array([s is not None for s in rec.segments], bool)
-        lb = aug.letterbox_params(h0, w0, self.imgsz)
-        if (lb[1], lb[2]) != (h0, w0):
-            img = np.asarray(Image.fromarray(img).resize((lb[2], lb[1]), Image.BILINEAR))  # antialiased
+        lb = letterbox_params(h0, w0, self.imgsz)
+        img = resize_long_side(img, lb[1], lb[2])
         out = (img, boxes, rec.cls, masks, has_seg, (h0, w0), lb)
         if self.cache:
             self._cache[i] = out
@@ -137,8 +112,7 @@ class DetectionDataset(Dataset):
         if self.augment and hyp["mosaic"] > 0 and rng.random() < hyp["mosaic"]:
             canvas, parts = self._mosaic(i, first, rng)
         else:
-            canvas = np.full((S, S, 3), aug.FILL, dtype=np.uint8)
-            canvas[top:top + nh, left:left + nw] = img0
+            canvas = place_on_canvas(img0, S, left, top)
             A = aug.scale_translate(1.0, left, top) @ np.diag([nw / shape0[1], nh / shape0[0], 1.0])
             parts = [(boxes0, cls0, masks0, has_seg0, aug.Placement(A, (left, top, left + nw, top + nh)))]
         if self.augment:
@@ -231,17 +205,12 @@ class DetectionDataset(Dataset):
         return self._coco
 
     def _yolo_gt(self) -> dict:
-        from PIL import Image
         from pycocotools import mask as mask_utils
 
         images, anns = [], []
         for rec in self.records:
             if rec.height is None:
-                try:
-                    with Image.open(rec.file) as im:
-                        w0, h0 = im.size
-                except OSError as e:
-                    raise DataError(f"{rec.file}: corrupt or unreadable image ({type(e).__name__})") from None
+                h0, w0 = image_size(rec.file)
             else:
                 h0, w0 = rec.height, rec.width
             images.append({"id": rec.image_id, "file_name": str(rec.file), "height": h0, "width": w0})

@@ -1,7 +1,8 @@
 """Prediction on image files: letterbox, detect, decode masks at the original resolution, draw, write JSON.
 
-Each image is letterboxed to the model's canvas (aspect kept, grey padding 114 as in the YOLOv5 pipeline the
-paper's detectors are trained with, §5.1), run through the eval forward, post-processed with
+Each image is read (EXIF orientation applied) and letterboxed to the model's canvas by
+``gradpath.data.images`` — the same functions the validation dataset uses, so ``predict`` and ``val`` give one
+checkpoint the identical input tensor — run through the eval forward, post-processed with
 ``non_max_suppression`` and mapped back to the original pixels. Outputs in ``out_dir``: one annotated image
 per input (masks blended, boxes with class and score) and ``predictions.json``:
 ``[{"file", "width", "height", "detections": [{"class", "name", "score", "box": [x1, y1, x2, y2],
@@ -15,17 +16,20 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
+from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+from tqdm import tqdm
 
+from gradpath.data.images import IMAGE_SUFFIXES, letterbox, read_image
 from gradpath.engine.utils import check_imgsz, unwrap
-from gradpath.errors import DataError, GradpathError
+from gradpath.errors import GradpathError
 from gradpath.tasks.segment.postprocess import masks_to_original, non_max_suppression, scale_boxes
 from gradpath.tasks.segment.validate import encode_masks
 
-__all__ = ["predict", "letterbox", "list_images", "read_image", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+__all__ = ["predict", "list_images"]
 
 _PALETTE = ["#FF3838", "#2C99A8", "#FF9D97", "#00C2FF", "#FF701F", "#344593", "#FFB21D", "#6473FF", "#CFD231",
             "#0018EC", "#48F90A", "#8438FF", "#92CC17", "#520085", "#3DDB86", "#CB38FF", "#1A9334", "#FF95C8",
@@ -45,40 +49,8 @@ def list_images(source: str | os.PathLike) -> list[Path]:
     raise GradpathError(f"--source {src} does not exist")
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """uint8 (3, h, w) RGB; an unreadable file is a ``DataError`` naming it."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
-    try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt/unsupported file
-        raise DataError(f"{path}: cannot decode image ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
-
-
-def letterbox(img: torch.Tensor, size: int, fill: int = 114):
-    """Resize uint8 (3, h, w) to fit ``size × size`` keeping the aspect ratio, pad evenly with ``fill``.
-
-    Returns ``(canvas (3, size, size) uint8, ratio_pad)`` with ``ratio_pad = ((gain, gain), (pad_w, pad_h))``
-    so that ``original = (canvas − pad) / gain`` (contract B).
-    """
-    from torchvision.transforms.v2 import functional as TF
-
-    h0, w0 = img.shape[1:]
-    gain = min(size / h0, size / w0)
-    nh, nw = max(1, int(round(h0 * gain))), max(1, int(round(w0 * gain)))
-    if (nh, nw) != (h0, w0):
-        img = TF.resize(img, [nh, nw], antialias=True)
-    dw, dh = (size - nw) / 2, (size - nh) / 2
-    top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
-    canvas = torch.full((3, size, size), fill, dtype=torch.uint8)
-    canvas[:, top:top + nh, left:left + nw] = img
-    return canvas, ((gain, gain), (dw, dh))
-
-
 def _draw(img: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor, cls: list[int], scores: list[float],
           names: Sequence[str]) -> torch.Tensor:
-    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
-
     if not boxes.shape[0]:
         return img
     colors = [_PALETTE[c % len(_PALETTE)] for c in cls]
@@ -104,9 +76,6 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Detect and segment every image of ``source``; write annotated images and ``predictions.json`` to
     ``out_dir``. Returns the JSON records."""
-    from PIL import Image
-    from tqdm import tqdm
-
     check_imgsz(imgsz)
     files = list_images(source)
     out = Path(out_dir)
@@ -120,9 +89,10 @@ def predict(
     records = []
     for path in tqdm(files, desc="predict", disable=not progress, unit="img"):
         img0 = read_image(path)
-        h0, w0 = img0.shape[1:]
+        h0, w0 = img0.shape[:2]
         canvas, ratio_pad = letterbox(img0, imgsz)
-        pred, proto = net(canvas[None].to(device).float() / 255.0)
+        x = torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1)))[None]
+        pred, proto = net(x.to(device).float() / 255.0)
         det = non_max_suppression(pred, conf_thres, iou_thres, max_det=max_det, nm=nm)[0].cpu()
         proto = proto[0].cpu()
         boxes = scale_boxes(det[:, :4].float(), ratio_pad, (h0, w0))
@@ -138,7 +108,8 @@ def predict(
                            for c, s, b, r in zip(cls, scores, boxes.tolist(), rles)],
         })
         if save_images:
-            drawn = _draw(img0, boxes, masks, cls, scores, names)
+            drawn = _draw(torch.from_numpy(np.ascontiguousarray(img0.transpose(2, 0, 1))), boxes, masks, cls, scores,
+                          names)
             suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
             Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(out / f"{path.stem}{suffix}")
     tmp = out / ".predictions.json.tmp"
