@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m gradpath.demo
+	$(VENV)/bin/gradpath train --recipe demo
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -16,7 +16,7 @@ from gradpath.errors import GradpathError
 
 
 def _cfg(tmp_path, name, **kw):
-    base = dict(epochs=3, batch=8, nbs=16, imgsz=8, lr0=0.05, warmup_epochs=1.0, workers=0, seed=3, device="cpu",
+    base = dict(epochs=3, batch=8, nbs=16, lr0=0.05, warmup_epochs=1.0, workers=0, seed=3, device="cpu",
                 plots=False, ema_tau=5.0, project=str(tmp_path), name=name)
     base.update(kw)
     return TrainConfig(**base)
@@ -25,8 +25,7 @@ def _cfg(tmp_path, name, **kw):
 def _train(tmp_path, name, resume=None, **kw):
     torch.manual_seed(0)
     model = toy_model()
-    tr = Trainer(model, ToyTask(), _cfg(tmp_path, name, **kw), tmp_path / name, run_info={"model": "toy"},
-                 resume=resume, log=lambda m: None)
+    tr = Trainer(model, ToyTask(), _cfg(tmp_path, name, **kw), tmp_path / name, resume=resume, log=lambda m: None)
     return tr, tr.fit()
 
 
@@ -72,8 +71,8 @@ def test_run_folder_and_resume_of_finished_run(tmp_path):
     ck = load_checkpoint(d / "weights" / "last.pt")
     assert ck["epoch"] == 1 and ck["epochs"] == 2
     # 24 images / batch 8 = 3 iterations per epoch; 2 epochs; accumulate 16/8 = 2 → steps at i=1, i=2 (last).
-    assert ck["scheduler"]["last_epoch"] == 6
-    assert ck["ema"]["updates"] == 4
+    assert ck["train"]["scheduler"]["last_epoch"] == 6
+    assert ck["train"]["ema"]["updates"] == 4
     with pytest.raises(GradpathError, match="already finished all 2 epochs") as e:
         _train(tmp_path, "done", epochs=2, resume=ck)
     assert "\n" not in str(e.value)

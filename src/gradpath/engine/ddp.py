@@ -42,20 +42,21 @@ def dist_info_from_env() -> DistInfo:
 
 
 def init_distributed(device: torch.device, info: DistInfo | None = None, init_method: str | None = None,
-                     timeout_min: float = 60.0) -> DistInfo:
-    """Join the process group (NCCL for CUDA devices, gloo otherwise); a no-op for single-process runs.
+                     timeout_min: float = 60.0) -> bool:
+    """Join the process group (NCCL for CUDA devices, gloo otherwise); returns whether this call created it.
 
-    ``init_method`` defaults to ``env://`` (torchrun); tests pass ``file://`` with an explicit ``info``.
+    A no-op (False) for single-process runs and when the caller already has a group. ``init_method`` defaults to
+    ``env://`` (torchrun); tests pass ``file://`` with an explicit ``info``.
     """
     info = info or dist_info_from_env()
     if not info.enabled or (dist.is_available() and dist.is_initialized()):
-        return info
+        return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, init_method=init_method or "env://", rank=info.rank,
                             world_size=info.world_size, timeout=datetime.timedelta(minutes=timeout_min))
-    return info
+    return True
 
 
 def is_dist() -> bool:

@@ -1,8 +1,8 @@
-"""Export the deploy form of a detector to ONNX or TorchScript, with an automatic parity check.
+"""The deploy form of a trained model, and its export to ONNX or TorchScript with an automatic parity check.
 
-Deploy form = BN folded into the convolutions (``gradpath.nn.fuse_model``), eval mode, fixed batch 1: the
-forward is tensor-only ``images (1, 3, S, S) → (pred (1, N, 5 + nc + nm), proto (1, nm, S/4, S/4))``, the same
-decoded output ``non_max_suppression`` reads (DESIGN.md: deploy mode exports to ONNX and TorchScript).
+Deploy form = BN folded into the convolutions (``gradpath.nn.fuse_model``), eval mode, fixed batch 1: every zoo
+model's forward is then tensor-only (a tensor or a tuple of tensors: a detector gives ``(pred, proto)``, a
+classifier its logits), which is what ONNX and TorchScript need; tasks name the outputs.
 The exported file is run once (onnxruntime, or the TorchScript interpreter) on a random image and compared with
 the unfused PyTorch model: the export fails when any output differs by more than ``rtol · max(1, |ref|)``
 (1e-3 relative for values above 1, 1e-3 absolute below — boxes are in pixels, scores in [0, 1]).
@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from gradpath.engine.utils import check_imgsz, unwrap
 from gradpath.errors import GradpathError
+from gradpath.nn import fuse_model, to_channels_last
 
-__all__ = ["export_model", "parity", "FORMATS"]
+__all__ = ["deploy_model", "export_model", "parity", "FORMATS"]
 
 FORMATS = ("onnx", "torchscript")
 
@@ -43,10 +43,22 @@ def parity(outputs: list[torch.Tensor], reference: list[torch.Tensor], rtol: flo
     return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "ok": ok}
 
 
-def _deploy(model: nn.Module) -> nn.Module:
-    from gradpath.nn import fuse_model
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
 
-    m = copy.deepcopy(unwrap(model)).cpu().float().eval()
+
+def deploy_model(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """The inference form of a trained model on ``device``: BN folded into the convs, eval mode, and on the CPU
+    channels-last weights (oneDNN convolutions run without layout reorders; see ``gradpath.nn.to_channels_last``).
+    Same outputs up to float rounding; this is the form ``benchmarks/bench_train.py`` times."""
+    model = fuse_model(model.to(device))
+    if torch.device(device).type == "cpu":
+        to_channels_last(model)
+    return model
+
+
+def _deploy(model: nn.Module) -> nn.Module:
+    m = copy.deepcopy(_unwrap(model)).cpu().float().eval()
     for p in m.parameters():
         p.requires_grad_(False)
     return fuse_model(m)
@@ -61,6 +73,7 @@ def export_model(
     rtol: float = 1e-3,
     opset: int = 17,
     seed: int = 0,
+    output_names: tuple[str, ...] = ("pred", "proto"),
 ) -> dict[str, Any]:
     """Write ``model``'s deploy form to ``out`` as ``fmt`` ("onnx" | "torchscript") and check it against PyTorch.
 
@@ -70,25 +83,29 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise GradpathError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    check_imgsz(imgsz)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    reference = copy.deepcopy(unwrap(model)).cpu().float().eval()
+    reference = copy.deepcopy(_unwrap(model)).cpu().float().eval()
     deploy = _deploy(model)
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 3, imgsz, imgsz, generator=g)
     with torch.no_grad():
-        ref = [t for t in reference(x)]
+        y = reference(x)
+        ref = list(y) if isinstance(y, (tuple, list)) else [y]
     meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (metadata or {}).items()}
 
     if fmt == "onnx":
-        import onnx
-        import onnxruntime as ort
+        try:  # optional (the `export` extra), so only ONNX export needs them installed
+            import onnx
+            import onnxruntime as ort
+        except ImportError:
+            raise GradpathError("ONNX export needs the onnx and onnxruntime packages: "
+                                "pip install 'gradpath[export]'") from None
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(deploy, (x,), str(out), dynamo=False, opset_version=opset, input_names=["images"],
-                              output_names=["pred", "proto"], do_constant_folding=True)
+                              output_names=list(output_names), do_constant_folding=True)
         proto = onnx.load(str(out))
         onnx.checker.check_model(proto)
         for k, v in meta.items():
@@ -104,7 +121,8 @@ def export_model(
             torch.jit.save(traced, str(out), _extra_files={"config.json": json.dumps(meta)})
             loaded = torch.jit.load(str(out))
         with torch.no_grad():
-            got = list(loaded(x))
+            y = loaded(x)
+            got = list(y) if isinstance(y, (tuple, list)) else [y]
     res = {"format": fmt, "path": str(out), "imgsz": imgsz, **parity(got, ref, rtol)}
     if not res["ok"]:
         raise GradpathError(f"{fmt} export {out} differs from PyTorch: max abs diff {res['max_abs_diff']:.3g}, "

@@ -1,0 +1,88 @@
+"""The segmentation task's part of ``gradpath val``, ``predict`` and ``export``: its options and what it prints.
+
+The commands load the checkpoint, find its task in the registry and hand over here, so the commands themselves
+hold nothing particular to detection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from torch import nn
+from torch.utils.data import DataLoader
+
+from gradpath.data import build_dataset, collate_fn, load_data_config
+from gradpath.deploy import deploy_model, export_model
+from gradpath.engine.utils import check_imgsz, select_device
+from gradpath.errors import GradpathError
+from gradpath.formatting import fmt_num, table
+from gradpath.tasks.segment.predict import predict
+from gradpath.tasks.segment.validate import validate
+
+OUTPUTS = ("pred", "proto")
+
+
+def add_val_args(p: argparse._ArgumentGroup) -> None:
+    p.add_argument("--conf", type=float, default=0.001,
+                   help="segment: confidence threshold (default 0.001, as COCO evaluation wants)")
+    p.add_argument("--iou", type=float, default=0.6, help="segment: NMS IoU threshold (default 0.6)")
+    p.add_argument("--max-det", type=int, default=300, help="segment: detections kept per image (default 300)")
+
+
+def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
+    check_imgsz(imgsz)
+    cfg = load_data_config(args.data)
+    if cfg.nc != model.num_classes:
+        raise GradpathError(f"{args.weights} predicts {model.num_classes} classes but {args.data} has {cfg.nc}")
+    ds = build_dataset(cfg, split=args.split, imgsz=imgsz, augment=False)
+    if len(ds) == 0:
+        raise GradpathError(f"the {args.split} split of {args.data} is empty")
+    device = select_device(args.device)
+    model = deploy_model(model, device)
+    loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate_fn)
+    m = validate(model, loader, ds, device, conf_thres=args.conf, iou_thres=args.iou, max_det=args.max_det,
+                 progress=not args.json)
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return 0
+    rows = [["all", sum(c["instances"] for c in m["per_class"])] + [fmt_num(m[k][q], 3) for k in ("box", "mask")
+                                                                    for q in ("map50", "map")]]
+    for c in m["per_class"]:
+        rows.append([c["name"], c["instances"], fmt_num(c["box_map50"], 3), fmt_num(c["box_map"], 3),
+                     fmt_num(c["mask_map50"], 3), fmt_num(c["mask_map"], 3)])
+    print(f"{args.weights} on {args.data} {args.split} ({m['images']} images, imgsz {imgsz}, {device})")
+    print(table(["class", "instances", "box AP50", "box AP", "mask AP50", "mask AP"], rows, "lrrrrr"))
+    sp = m["speed_ms"]
+    print(f"speed per image: {sp['inference']:.1f} ms inference, {sp['nms']:.1f} ms NMS")
+    print(f"box mAP50={m['box']['map50']:.3f} mask mAP50={m['mask']['map50']:.3f}")
+    return 0
+
+
+def add_predict_args(p: argparse._ArgumentGroup) -> None:
+    p.add_argument("--conf", type=float, default=0.25, help="segment: confidence threshold (default 0.25)")
+    p.add_argument("--iou", type=float, default=0.45, help="segment: NMS IoU threshold (default 0.45)")
+    p.add_argument("--max-det", type=int, default=300, help="segment: detections kept per image (default 300)")
+
+
+def run_predict(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
+    device = select_device(args.device)
+    recs = predict(deploy_model(model, device), args.source, args.out, imgsz=imgsz, conf_thres=args.conf,
+                   iou_thres=args.iou, max_det=args.max_det, names=(ck.get("meta") or {}).get("names"),
+                   device=device, save_images=not args.no_images)
+    n = sum(len(r["detections"]) for r in recs)
+    print(f"{len(recs)} images, {n} detections → {Path(args.out) / 'predictions.json'}")
+    return 0
+
+
+def export_metadata(model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> dict[str, Any]:
+    return {"task": "segment", "model": getattr(model, "gradpath_name", type(model).__name__), "imgsz": imgsz,
+            "stride": [int(s) for s in model.stride.tolist()], "names": (ck.get("meta") or {}).get("names") or [],
+            "nm": int(model.head.nm), "outputs": "pred (1, N, 5 + nc + nm) decoded; proto (1, nm, S/4, S/4)"}
+
+
+def run_export(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int, out: Path) -> dict:
+    check_imgsz(imgsz)
+    return export_model(model, args.format, out, imgsz=imgsz, metadata=export_metadata(model, ck, imgsz),
+                        opset=args.opset, output_names=OUTPUTS)
