@@ -1,79 +1,65 @@
-"""Performance-only layers must compute exactly what the plain PyTorch layers compute."""
+"""ConvBNAct is plain conv → norm → act, and every remaining fast path (BN folding for deploy, channels-last
+weights) computes what the plain PyTorch modules compute."""
+import functools
+
+import pytest
 import torch
 from torch import nn
 
-from gradpath.nn import ConvBNAct, fuse_model, to_channels_last
-from gradpath.nn.conv import batch_norm_packed, packed_bn_rows
+from gradpath.nn import ConvBNAct, fuse_model, make_act, to_channels_last
 
 
-def _pair(c: int) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
-    ours, ref = nn.BatchNorm2d(c, eps=1e-3, momentum=0.03), nn.BatchNorm2d(c, eps=1e-3, momentum=0.03)
+def _plain(ours: ConvBNAct) -> nn.Sequential:
+    """The same layer as three stock modules, with ``ours``'s weights and statistics."""
+    conv = ours.conv
+    ref = nn.Sequential(nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                  conv.padding, groups=conv.groups, bias=False),
+                        nn.BatchNorm2d(conv.out_channels, eps=ours.bn.eps, momentum=ours.bn.momentum), nn.SiLU())
+    ref.load_state_dict({"0.weight": conv.weight, **{f"1.{k}": v for k, v in ours.bn.state_dict().items()}})
+    return ref
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_training_step_equals_stock_modules(channels_last):
+    """Forward, every gradient, running statistics and the batch counter of a training step are those of
+    Conv2d → BatchNorm2d → SiLU (bit for bit: the same kernels run)."""
+    torch.manual_seed(0)
+    ours = ConvBNAct(8, 24, 3).train()
     with torch.no_grad():
-        ours.weight.uniform_(0.5, 1.5)
-        ours.bias.normal_()
-    ref.load_state_dict(ours.state_dict())
-    return ours, ref
-
-
-def test_packed_bn_matches_native_in_training():
-    torch.manual_seed(0)
-    for c, pack in ((24, 2), (40, 2), (20, 4), (16, 0)):  # 16 is vector-aligned: the native path
-        ours, ref = _pair(c)
-        x = (torch.randn(4, c, 32, 32) * 3 + 1).contiguous(memory_format=torch.channels_last)
-        g = torch.randn_like(x)
-        assert packed_bn_rows(ours, x) == pack
-        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-        ya, yb = (batch_norm_packed(ours, xa, pack) if pack else ours(xa)), ref(xb)
-        ya.backward(g)
-        yb.backward(g)
-        assert torch.equal(ya, yb)  # the forward is the native kernel
-        torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-5, atol=2e-4)
-        torch.testing.assert_close(ours.bias.grad, ref.bias.grad, rtol=1e-5, atol=2e-4)
-        assert torch.equal(ours.running_mean, ref.running_mean) and torch.equal(ours.running_var, ref.running_var)
-        assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 1
-        assert xa.grad.is_contiguous(memory_format=torch.channels_last)
-
-
-def test_packed_bn_hand_value():
-    """Images of two channels-last pixels, 24 channels: x = (1, 3) in every channel, dy = (1, 0), γ = 1 → mean 2,
-    σ² = 1, x̂ = (−1, 1); per image dγ = Σ dy·x̂ = −1, dβ = 1; dx = σ⁻¹(dy − mean dy − x̂·mean(dy·x̂)) = (0, 0) (eps → 0)."""
-    bn = nn.BatchNorm2d(24, eps=0.0)
-    x = torch.tensor([1.0, 3.0]).view(1, 1, 1, 2).repeat(16384, 24, 1, 1)  # 16384 images: large enough to pack
-    x = x.contiguous(memory_format=torch.channels_last)
-    assert packed_bn_rows(bn, x) == 2
-    x.requires_grad_(True)
-    g = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2).expand_as(x).contiguous(memory_format=torch.channels_last)
-    batch_norm_packed(bn, x, 2).backward(g)
-    torch.testing.assert_close(bn.weight.grad, torch.full((24,), -16384.0))
-    torch.testing.assert_close(bn.bias.grad, torch.full((24,), 16384.0))
-    torch.testing.assert_close(x.grad, torch.zeros_like(x), atol=1e-5, rtol=0)
-
-
-def test_native_path_outside_cl_training():
-    ours, _ = _pair(24)
-    assert packed_bn_rows(ours, torch.randn(4, 24, 32, 32)) == 0  # NCHW
-    assert packed_bn_rows(ours.eval(), torch.randn(4, 24, 32, 32).contiguous(memory_format=torch.channels_last)) == 0
-
-
-def test_conv_bn_act_training_step_matches_plain_modules():
-    """The ConvBNAct fast paths (packed BN backward, out-of-place SiLU under grad) vs conv → BN → SiLU in float64:
-    as close as float32 allows (gradients are sums over 8192 positions: compared relative to their scale)."""
-    torch.manual_seed(0)
-    ours = to_channels_last(ConvBNAct(8, 24, 3).train())
-    ref = nn.Sequential(nn.Conv2d(8, 24, 3, 1, 1, bias=False), nn.BatchNorm2d(24, 1e-3, 0.03), nn.SiLU()).double()
-    ref.load_state_dict({"0.weight": ours.conv.weight, **{f"1.{k}": v for k, v in ours.bn.state_dict().items()}})
-    x = torch.randn(8, 8, 32, 32).contiguous(memory_format=torch.channels_last)
-    assert packed_bn_rows(ours.bn, ours.conv(x)) == 2
-    ya, yb = ours(x), ref(x.double())
-    torch.testing.assert_close(ya.double(), yb, rtol=1e-5, atol=1e-5)
+        ours.bn.weight.uniform_(0.5, 1.5)
+        ours.bn.bias.normal_()
+    ref = _plain(ours).train()
+    x = torch.randn(4, 8, 16, 16)
+    if channels_last:
+        ours, ref = to_channels_last(ours), to_channels_last(ref)
+        x = x.contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = ours(xa), ref(xb)
+    assert torch.equal(ya, yb)
     (ya * ya).sum().backward()
     (yb * yb).sum().backward()
-    for a, b in ((ours.conv.weight.grad, ref[0].weight.grad), (ours.bn.weight.grad, ref[1].weight.grad),
-                 (ours.bn.bias.grad, ref[1].bias.grad)):
-        assert (a.double() - b).abs().max() <= 5e-5 * b.abs().max()  # native float32: ~1e-5; a wrong formula: ~1
-    torch.testing.assert_close(ours.bn.running_var.double(), ref[1].running_var)
-    torch.testing.assert_close(ours.bn.running_mean.double(), ref[1].running_mean)
+    assert torch.equal(xa.grad, xb.grad)
+    for a, b in ((ours.conv.weight, ref[0].weight), (ours.bn.weight, ref[1].weight), (ours.bn.bias, ref[1].bias)):
+        assert torch.equal(a.grad, b.grad)
+    assert torch.equal(ours.bn.running_mean, ref[1].running_mean)
+    assert torch.equal(ours.bn.running_var, ref[1].running_var)
+    assert int(ours.bn.num_batches_tracked) == int(ref[1].num_batches_tracked) == 1
+
+
+def test_channels_last_training_matches_nchw():
+    """Channels-last weights change the conv algorithm, not the result (float32 rounding only)."""
+    torch.manual_seed(0)
+    a = nn.Sequential(ConvBNAct(3, 24, 3), ConvBNAct(24, 40, 3, 2)).train()
+    b = to_channels_last(nn.Sequential(ConvBNAct(3, 24, 3), ConvBNAct(24, 40, 3, 2)).train())
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    ya, yb = a(x), b(x)
+    assert yb.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(yb, ya, rtol=1e-5, atol=1e-5)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pb.grad, pa.grad, rtol=1e-4, atol=1e-4, msg=name)
 
 
 def test_channels_last_fuse_keeps_layout_and_values():
@@ -90,23 +76,74 @@ def test_channels_last_fuse_keeps_layout_and_values():
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_silu_in_place_only_without_grad():
-    from gradpath.nn import make_act
+def test_fuse_hand_value():
+    """1×1 conv w = 2, BN γ = 3, β = 1, μ = 0.5, σ² = 4 − eps: y = 3·(2x − 0.5)/2 + 1 = 3x + 0.25."""
+    m = ConvBNAct(1, 1, 1, act=None)
+    with torch.no_grad():
+        m.conv.weight.fill_(2.0)
+        m.bn.weight.fill_(3.0)
+        m.bn.bias.fill_(1.0)
+        m.bn.running_mean.fill_(0.5)
+        m.bn.running_var.fill_(4.0 - m.bn.eps)
+    m.eval().fuse()
+    assert isinstance(m.bn, nn.Identity)
+    torch.testing.assert_close(m.conv.weight.flatten(), torch.tensor([3.0]))
+    torch.testing.assert_close(m.conv.bias, torch.tensor([0.25]))
+    assert m.fuse() is m and m.conv.bias.item() == pytest.approx(0.25)  # idempotent
 
-    m = ConvBNAct(1, 1, 1, bn=False)  # the activation as ConvBNAct applies it
-    with torch.no_grad():
-        m.conv.weight.fill_(1.0)
-        m.conv.bias.zero_()
-    x = torch.tensor([-1.0, 0.0, 2.0]).view(1, 1, 1, 3).requires_grad_(True)
+
+def test_state_dict_keys_unchanged():
+    """Checkpoints written before ConvBNAct became a plain composition still load."""
+    assert list(ConvBNAct(4, 8, 3).state_dict()) == [
+        "conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
+    assert list(ConvBNAct(4, 8, 1, bn=False).state_dict()) == ["conv.weight", "conv.bias"]
+
+
+def test_hooks_fx_double_backward_and_func():
+    """What the packed BN backward used to break: module hooks, fx, double backward, torch.func."""
+    torch.manual_seed(0)
+    m = ConvBNAct(2, 4, 3).train()
+    seen = []
+    for part in (m.conv, m.bn, m.act):
+        part.register_forward_hook(lambda mod, i, o: seen.append(type(mod).__name__))
+    x = torch.randn(2, 2, 5, 5, requires_grad=True)
     y = m(x)
-    assert y.grad_fn.name() == "SiluBackward0"  # out of place under grad: autograd need not clone the input
+    assert seen == ["Conv2d", "BatchNorm2d", "SiLU"]
+    traced = torch.fx.symbolic_trace(m)
+    assert [n.target for n in traced.graph.nodes if n.op == "call_module"] == ["conv", "bn", "act"]
+    (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.square().sum(), x)  # a second derivative through BN and SiLU
+    assert torch.isfinite(gg).all() and gg.abs().sum() > 0
+    m.eval()
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    buffers = {k: v for k, v in m.named_buffers()}
+    out = torch.func.functional_call(m, (params, buffers), (x.detach(),))
+    torch.testing.assert_close(out, m(x.detach()))
+    jac = torch.func.jacrev(lambda inp: torch.func.functional_call(m, (params, buffers), (inp,)))(x.detach()[:1])
+    assert jac.shape == (1, 4, 5, 5, 1, 2, 5, 5)
+
+
+def test_injected_norm_and_act():
+    m = ConvBNAct(4, 8, 3, norm_layer=functools.partial(nn.GroupNorm, 2), act_layer=nn.GELU)
+    assert isinstance(m.bn, nn.GroupNorm) and m.bn.num_groups == 2 and isinstance(m.act, nn.GELU)
+    x = torch.randn(1, 4, 6, 6)
+    ref = nn.functional.gelu(m.bn(m.conv(x)))
+    torch.testing.assert_close(m(x), ref)
+    fuse_model(m)
+    assert isinstance(m.bn, nn.GroupNorm)  # only BatchNorm folds
+    with pytest.raises(TypeError):
+        ConvBNAct(4, 8, act="relu", act_layer=nn.GELU)
+    with pytest.raises(TypeError):
+        ConvBNAct(4, 8, bn=False, norm_layer=nn.BatchNorm2d)
+
+
+def test_activation_forms():
+    """SiLU and Mish out of place (an in-place call under autograd clones its input); ReLU and leaky in place
+    (their backward reads the output)."""
+    assert not make_act("silu").inplace and not make_act("mish").inplace
+    assert make_act("relu").inplace and make_act("leaky").inplace and make_act("leaky").negative_slope == 0.1
+    x = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    y = make_act("silu")(x)
     y.sum().backward()
-    s = torch.sigmoid(torch.tensor([-1.0, 0.0, 2.0]))
-    v = torch.tensor([-1.0, 0.0, 2.0])
-    torch.testing.assert_close(x.grad.flatten(), s * (1 + v * (1 - s)))  # d/dx x·σ(x)
-    act = make_act("silu")
-    with torch.no_grad():
-        z = torch.tensor([0.0, 1.0])
-        out = act(z)
-    assert out.data_ptr() == z.data_ptr()  # in place at inference
-    torch.testing.assert_close(out, torch.tensor([0.0, 1.0 / (1.0 + torch.exp(torch.tensor(-1.0)).item())]))
+    s = torch.sigmoid(x.detach())
+    torch.testing.assert_close(x.grad, s * (1 + x.detach() * (1 - s)))  # d/dx x·σ(x)
