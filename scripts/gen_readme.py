@@ -1,0 +1,180 @@
+"""Regenerate the README's measured sections from the commands that measure them, so no figure is typed by hand.
+
+Usage: .venv/bin/python scripts/gen_readme.py [--check] [--only NAME[,NAME...]] [--readme PATH]
+
+Each generated section sits between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` in README.md:
+
+- ``zoo``: the paper rows vs our counts, the output of ``scripts/gen_zoo_table.py --registry`` (called, not copied);
+- ``profile``: ``gradpath profile MODEL --iters 0`` of a paper model and a tiny one (counts only, no timings);
+- ``api``: the Python API example with the figures its own calls return;
+- ``analysis``: network figures of ``gradpath analyze MODEL --imgsz 64`` for the paper's models.
+
+All four are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
+(exit 1 and a unified diff when README.md differs from what this script would write now). Timings and training
+results (``make demo``, ``benchmarks/``) are machine-dependent and slow; the README quotes them with the command,
+the machine and the date instead.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import importlib.util
+import io
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+import gradpath
+from gradpath.cli import main as gradpath_main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+#: The models whose ``gradpath profile`` output the README shows: one paper model at its paper size, one tiny.
+PROFILE_MODELS = ("yolor-elan", "tiny-prn")
+#: The rows of the README's gradient-path table, in the order they are shown.
+ANALYSIS_MODELS = ("yolor-v3", "yolor-prn", "yolor-csp", "yolor-csp-sg-identity", "yolor-csp-sg-block",
+                   "yolor-elan", "darknet53", "csp-darknet53")
+ANALYSIS_IMGSZ = 64
+#: The paper's figure a row illustrates, shown next to the model name.
+FIGURES = {"yolor-csp-sg-identity": "Fig. 9a", "yolor-csp-sg-block": "Fig. 9b"}
+
+
+def _captured(fn: Callable[[], object]) -> tuple[object, str]:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = fn()
+    return rc, buf.getvalue()
+
+
+def zoo_section() -> str:
+    """The zoo table exactly as ``scripts/gen_zoo_table.py --registry`` prints it."""
+    spec = importlib.util.spec_from_file_location("gen_zoo_table", ROOT / "scripts" / "gen_zoo_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _, out = _captured(lambda: module.main(["--registry"]))  # a miss shows as "✗ OFF" in the table itself
+    return out.rstrip("\n")
+
+
+def profile_section() -> str:
+    parts = []
+    for name in PROFILE_MODELS:
+        argv = ["profile", name, "--iters", "0"]
+        rc, out = _captured(lambda: gradpath_main(argv))
+        if rc != 0:
+            raise SystemExit(f"gen_readme: `gradpath {' '.join(argv)}` exited {rc}")
+        parts.append(f"$ gradpath {' '.join(argv)}\n{out.rstrip()}")
+    return "```\n" + "\n\n".join(parts) + "\n```"
+
+
+def api_section() -> str:
+    """The API example; every figure in its comments is what the call on that line returns."""
+    m = gradpath.create_model("yolor-v3", strategy="csp", fusion="first")
+    if m.gradpath_config != gradpath.create_model("yolor-csp-fusion-first").gradpath_config:
+        raise SystemExit("gen_readme: yolor-v3 + csp/first is no longer the yolor-csp-fusion-first network")
+    prof = gradpath.profile(m, imgsz=640)
+    net = gradpath.analyze(m, imgsz=ANALYSIS_IMGSZ).to_dict()["network"]
+    return "\n".join([
+        "```python",
+        "import gradpath",
+        "",
+        'm = gradpath.create_model("yolor-v3", strategy="csp", fusion="first")   '
+        '# same network as "yolor-csp-fusion-first"',
+        f"gradpath.profile(m, imgsz=640)            # params {prof['params']:,}, gflops {prof['gflops']:.2f}, "
+        f"act_mem_train_mb {prof['act_mem_train_mb']:.0f}, ...",
+        f"report = gradpath.analyze(m, imgsz={ANALYSIS_IMGSZ})    "
+        "# per-unit SGP / LGP / timestamps / path counts / sources",
+        f'report.to_dict()["network"]               # lgp {net["lgp"]}, lsgp {net["lsgp"]}, '
+        f'units {net["units"]}, ...',
+        'gradpath.list_models("yolor-*")',
+        "```",
+    ])
+
+
+def _readings(net: dict[str, dict]) -> dict[str, str]:
+    """The table's last column. Every figure in it comes from ``net``; a comparison is only written when the
+    measured numbers bear it out."""
+    v3, prn, csp = net["yolor-v3"], net["yolor-prn"], net["yolor-csp"]
+    sgi, sgb, elan = net["yolor-csp-sg-identity"], net["yolor-csp-sg-block"], net["yolor-elan"]
+    dn, cdn = net["darknet53"], net["csp-darknet53"]
+    out = {"yolor-v3": "residual baseline"}
+    prn_text = (f"the masked half of each block waits one block longer: mean SGP {v3['mean_sgp']:.2f} → "
+                f"{prn['mean_sgp']:.2f}, so gradient timestamps diversify")
+    if prn["params"] == v3["params"]:
+        prn_text = "same params as `yolor-v3`; " + prn_text
+    out["yolor-prn"] = prn_text
+    out["yolor-csp"] = ""
+    out["yolor-csp-sg-identity"] = f"stop-gradient on the identity: LSGP {csp['lsgp']} → {sgi['lsgp']}"
+    out["yolor-csp-sg-block"] = f"stop-gradient on the block: LGP {csp['lgp']} → {sgb['lgp']}"
+    yolor = [v for k, v in net.items() if k.startswith("yolor-")]
+    out["yolor-elan"] = (f"lowest mean SGP of the YOLOR rows, at {elan['params'] / 1e6:.1f} M params"
+                         if elan["mean_sgp"] == min(v["mean_sgp"] for v in yolor) else "")
+    out["darknet53"] = ""
+    out["csp-darknet53"] = f"CSP: LSGP {dn['lsgp']} → {cdn['lsgp']}"
+    return out
+
+
+def analysis_section() -> str:
+    net = {name: gradpath.analyze(gradpath.create_model(name), imgsz=ANALYSIS_IMGSZ).to_dict()["network"]
+           for name in ANALYSIS_MODELS}
+    readings = _readings(net)
+    lines = ["| model | units | LGP | LSGP | mean SGP | reading |", "|---|---:|---:|---:|---:|---|"]
+    for name in ANALYSIS_MODELS:
+        n = net[name]
+        units = f"{n['units']} ({n['split_layers']} split layers)" if n["split_layers"] else str(n["units"])
+        label = f"`{name}` ({FIGURES[name]})" if name in FIGURES else f"`{name}`"
+        lines.append(f"| {label} | {units} | {n['lgp']} | {n['lsgp']} | {n['mean_sgp']:.2f} | {readings[name]} |")
+    return "\n".join(lines)
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "zoo": zoo_section,
+    "profile": profile_section,
+    "api": api_section,
+    "analysis": analysis_section,
+}
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- gen:{name} -->\n)(.*?)(<!-- /gen:{name} -->)", re.S)
+
+
+def render(text: str, names: list[str]) -> str:
+    """``text`` with each named section replaced by what its generator writes now."""
+    for name in names:
+        pat = _pattern(name)
+        if len(pat.findall(text)) != 1:
+            raise SystemExit(f"gen_readme: README needs exactly one <!-- gen:{name} --> … <!-- /gen:{name} --> pair")
+        body = SECTIONS[name]()
+        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(3), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 and print a diff when the README differs from what would be written")
+    ap.add_argument("--only", help=f"comma list of sections (default all: {','.join(SECTIONS)})")
+    ap.add_argument("--readme", type=Path, default=README, help="README to update (default the repository's)")
+    args = ap.parse_args(argv)
+    names = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    old = args.readme.read_text(encoding="utf-8")
+    new = render(old, names)
+    if new == old:
+        return 0
+    if args.check:
+        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                   f"{args.readme} (now)", f"{args.readme} (generated)"))
+        return 1
+    args.readme.write_text(new, encoding="utf-8")
+    print(f"gen_readme: updated {', '.join(names)} in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
