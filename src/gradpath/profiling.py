@@ -1,6 +1,7 @@
 """Model cost: parameters, MACs/FLOPs, activation memory peak, latency.
 
-Counting rules (ARCHITECTURES.md §0, written here because the numbers depend on them):
+Counting rules (docs/counting.md explains them with a hand-checked example; written here too because the numbers
+depend on them):
 
 - ``gflops`` = FLOPs of one forward of the *deploy* model on a (batch, 3, imgsz, imgsz) input, counted by
   ``torch.utils.flop_counter.FlopCounterMode``: 2 × multiply-accumulates of every conv, linear and matmul.

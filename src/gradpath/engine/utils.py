@@ -1,7 +1,7 @@
 """Run-level plumbing the training loop needs: device choice, seeding, RNG snapshots.
 
 The device always comes from the run (``--device`` or, under torchrun, ``LOCAL_RANK``), never a hard-coded
-``cuda:0`` (DESIGN.md, "Device from the inputs").
+``cuda:0``, so the same code runs on CPU, on any GPU and under DDP.
 """
 from __future__ import annotations
 
