@@ -12,6 +12,8 @@ from pycocotools import mask as mask_utils
 
 from gradpath.data import augment as aug
 from gradpath.data import build_dataset
+from gradpath.data.images import letterbox_params
+from gradpath.hyp import segment_hyp
 
 RED = (255, 0, 0)
 
@@ -52,8 +54,8 @@ def _mask_boxes(masks: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 def test_letterbox_params_by_hand():
-    assert aug.letterbox_params(48, 64, 128) == (2.0, 96, 128, 0, 16)
-    assert aug.letterbox_params(100, 50, 64) == (0.64, 64, 32, 16, 0)
+    assert letterbox_params(48, 64, 128) == (2.0, 96, 128, 0, 16)
+    assert letterbox_params(100, 50, 64) == (0.64, 64, 32, 16, 0)
 
 
 def test_box_candidates_drops_degenerate():
@@ -72,7 +74,7 @@ def test_boxes_match_full_resolution_masks(degrees):
     polys = [[5, 5, 30, 8, 12, 30], [30, 20, 50, 22, 48, 38, 33, 36]]
     masks = np.stack([mask_utils.decode(mask_utils.frPyObjects([p], h0, w0))[..., 0] for p in polys], -1)
     boxes = aug.boxes_from_masks(torch.from_numpy(masks).permute(2, 0, 1)).numpy()
-    hyp = dict(aug.DEFAULT_HYP, degrees=degrees, scale=0.5, translate=0.2)
+    hyp = segment_hyp({"degrees": degrees, "scale": 0.5, "translate": 0.2})
     has_seg = np.array([True, True])
     n_cropped = 0
     for _ in range(20):

@@ -25,7 +25,7 @@ def test_lists_every_problem_with_file_names(yolo_factory, capsys):
     (y.parent / "images" / "train" / "b.png").write_bytes(b"GIF89a broken")
     (y.parent / "labels" / "train" / "ghost.txt").write_text(GOOD)
     rc, out = _run(capsys, y, "--json", "--split", "train")
-    assert rc == 1
+    assert rc == 2  # check-data failures are user-input errors: exit 2, like every other one
     rep = json.loads(out)
     errors = {(e["file"], e["message"].split(" (")[0]) for e in rep["errors"]}
     assert errors == {
@@ -56,7 +56,7 @@ def test_coco_problems(coco_factory, capsys):
     y = coco_factory([("a.png", 16, 16), ("b.png", 16, 16)], anns, [{"id": 1, "name": "x"}])
     (y.parent / "images" / "train" / "b.png").unlink()
     rc, out = _run(capsys, y, "--split", "train")
-    assert rc == 1
+    assert rc == 2  # check-data failures are user-input errors: exit 2, like every other one
     assert "error: [train] annotations/instances_train.json: annotation 17 has no 'bbox'" in out
     assert "annotation 19: polygon with fewer than 3 points (2)" in out
     assert "error: [train] images/train/b.png: image file not found (image 2 in instances_train.json)" in out
@@ -66,6 +66,6 @@ def test_coco_problems(coco_factory, capsys):
 def test_empty_dataset_and_bad_yaml(coco_factory, tmp_path, capsys):
     y = coco_factory([], [], [{"id": 1, "name": "x"}])
     rc, out = _run(capsys, y, "--split", "val")
-    assert rc == 1 and "annotations/instances_train.json: empty dataset: no images" in out
+    assert rc == 2 and "annotations/instances_train.json: empty dataset: no images" in out
     rc, out = _run(capsys, tmp_path / "missing.yaml")
-    assert rc == 1 and "missing.yaml" in out and "not found" in out
+    assert rc == 2 and "missing.yaml" in out and "not found" in out

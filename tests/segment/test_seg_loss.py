@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
-
 from torchvision.ops import box_convert, box_iou
 
+from gradpath.errors import GradpathError
+from gradpath.hyp import SegmentHyp, segment_hyp
 from gradpath.tasks.segment import SegmentLoss, non_max_suppression, process_masks
 
 
@@ -128,3 +130,17 @@ def test_overfit_then_decode_finds_the_objects(tiny_model, tiny_batch):
         pm = process_masks(proto[int(t[0])], best[None, 6:], best[None, :4], (64, 64))[0]
         gm = torch.nn.functional.interpolate(masks[n][None, None].float(), (64, 64))[0, 0] > 0
         assert (pm & gm).sum() / (pm | gm).sum() > 0.6
+
+
+def test_hyp_keys_are_checked_not_skipped(tiny_model):
+    """Regression (issue 11, defect 5): the loss used to skip keys it did not know, so a typo such as
+    ``mosiac`` was silently ignored. It now reads the one typed ``SegmentHyp``; an augmentation key is valid (the
+    dataset reads it), a typo is refused, and the anchor ratio limit of 4 vs 2 changes the hand case above."""
+    with pytest.raises(GradpathError, match=r"unknown hyp 'mosiac'\. Did you mean: mosaic\?"):
+        SegmentLoss(tiny_model, {"mosiac": 0.5})
+    assert SegmentLoss(tiny_model, {"mosaic": 0.5, "cls": 0.3}).hyp == segment_hyp({"mosaic": 0.5, "cls": 0.3})
+    feats = _feats(tiny_model, 64)
+    t = torch.tensor([[0, 1, 2.3 / 8, 5.7 / 8, 0.25, 0.25]])
+    # level 1 anchors 0 and 1 have worst ratios 3.81 and 3.875 (see test_assignment_hand_case): in at 4, out at 3.5
+    assert SegmentLoss(tiny_model, {"anchor_t": 4.0}).build_targets(feats, t)[2][1][0].numel() == 6
+    assert SegmentLoss(tiny_model, SegmentHyp(anchor_t=3.5)).build_targets(feats, t)[2][1][0].numel() == 0

@@ -1,8 +1,8 @@
 """Geometric and colour augmentation that keeps images, boxes and masks consistent.
 
-The recipe is YOLOv5-r6.2's (the decoder of the paper's detection experiments, Sec. 5): letterbox for
-validation; mosaic of 4 images, random affine (rotation, scale, translation), HSV jitter and horizontal flip for
-training. Every geometric step is one 3x3 matrix from original image pixels to output pixels, so the image is
+The recipe is YOLOv5's (the paper, Sec. 5.1, names YOLOv5 r6.2; segmentation first shipped in YOLOv5 v7.0,
+which is the version this code follows): letterbox for validation; mosaic of 4 images, random affine (rotation,
+scale, translation), mixup, copy-paste, HSV jitter and flips for training. Every geometric step is one 3x3 matrix from original image pixels to output pixels, so the image is
 resampled once (bilinear) and each instance mask once (nearest, gathered straight at the ``S/4`` mask
 resolution the loss uses).
 
@@ -24,41 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
+from torchvision.ops import masks_to_boxes
 
-FILL = 114  # letterbox / border grey, as in YOLOv5
+from gradpath.data.images import FILL
+from gradpath.hyp import SegmentHyp
+
 MASK_STRIDE = 4  # masks are returned at imgsz // 4 (the prototype resolution of the YOLOv5-seg head)
-
-DEFAULT_HYP = {
-    "mosaic": 1.0,  # probability of a 4-image mosaic
-    "degrees": 0.0,  # rotation range (+/- deg)
-    "translate": 0.1,  # translation (+/- fraction of the output size)
-    "scale": 0.5,  # scale gain range (1 +/- scale)
-    "fliplr": 0.5,  # probability of a horizontal flip
-    "hsv_h": 0.015,  # hue gain (fraction)
-    "hsv_s": 0.7,  # saturation gain (fraction)
-    "hsv_v": 0.4,  # value gain (fraction)
-}
-
-
-def resolve_hyp(hyp: dict | None) -> dict:
-    from gradpath.errors import GradpathError, suggest
-
-    out = dict(DEFAULT_HYP)
-    for k, v in (hyp or {}).items():
-        if k not in DEFAULT_HYP:
-            continue  # a training hyp dict also carries loss/optimizer keys
-        try:
-            out[k] = float(v)
-        except (TypeError, ValueError):
-            raise GradpathError(f"hyp {k!r} must be a number, got {v!r}.{suggest(k, DEFAULT_HYP)}") from None
-    return out
-
-
-def letterbox_params(h0: int, w0: int, size: int) -> tuple[float, int, int, int, int]:
-    """(gain, new_h, new_w, pad_left, pad_top): the long side scaled to ``size``, centred on a square canvas."""
-    r = size / max(h0, w0)
-    nh, nw = max(1, round(h0 * r)), max(1, round(w0 * r))
-    return r, nh, nw, (size - nw) // 2, (size - nh) // 2
 
 
 def scale_translate(r: float, dx: float, dy: float) -> np.ndarray:
@@ -74,16 +46,16 @@ class Placement:
     region: tuple[float, float, float, float]
 
 
-def random_affine(canvas_hw: tuple[int, int], out_size: int, hyp: dict, rng: random.Random) -> tuple[np.ndarray, bool]:
+def random_affine(canvas_hw: tuple[int, int], out_size: int, hyp: SegmentHyp, rng: random.Random) -> tuple[np.ndarray, bool]:
     """Canvas->output matrix: centre, rotate+scale, translate to the output centre +/- ``translate``.
     Returns the matrix and whether it rotates (so boxes must come from masks)."""
     hc, wc = canvas_hw
     C = np.array([[1, 0, -wc / 2], [0, 1, -hc / 2], [0, 0, 1]], np.float64)
-    a = rng.uniform(-hyp["degrees"], hyp["degrees"]) if hyp["degrees"] > 0 else 0.0
-    s = rng.uniform(1 - hyp["scale"], 1 + hyp["scale"]) if hyp["scale"] > 0 else 1.0
+    a = rng.uniform(-hyp.degrees, hyp.degrees) if hyp.degrees > 0 else 0.0
+    s = rng.uniform(1 - hyp.scale, 1 + hyp.scale) if hyp.scale > 0 else 1.0
     ca, sa = math.cos(math.radians(a)) * s, math.sin(math.radians(a)) * s
     R = np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]], np.float64)
-    t = hyp["translate"]
+    t = hyp.translate
     tx = rng.uniform(0.5 - t, 0.5 + t) * out_size if t > 0 else 0.5 * out_size
     ty = rng.uniform(0.5 - t, 0.5 + t) * out_size if t > 0 else 0.5 * out_size
     T = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]], np.float64)
@@ -95,8 +67,6 @@ def warp_image(canvas: np.ndarray, M: np.ndarray, out_size: int) -> np.ndarray:
 
     PIL's affine transform works on uint8 in C and samples at pixel centres, the convention used for boxes and
     masks here; it is several times faster than ``grid_sample`` on a float copy."""
-    from PIL import Image
-
     hc, wc = canvas.shape[:2]
     if out_size == hc == wc and np.allclose(M, np.eye(3)):
         return canvas
@@ -198,8 +168,6 @@ def instance_boxes(boxes: np.ndarray, has_seg: np.ndarray, masks_hwn: np.ndarray
 
 def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
     """Tight xyxy boxes (pixel edges, so a 1-px mask has w = 1) of (n, H, W) masks; empty masks give zeros."""
-    from torchvision.ops import masks_to_boxes
-
     out = torch.zeros((masks.shape[0], 4))
     nonempty = masks.flatten(1).any(1).bool()
     if nonempty.any():
@@ -211,8 +179,6 @@ def hsv_jitter(img: np.ndarray, hgain: float, sgain: float, vgain: float, rng: r
     """Random hue/saturation/value gains through lookup tables in PIL's HSV space ((H, W, 3) uint8 in and out)."""
     if not (hgain or sgain or vgain):
         return img
-    from PIL import Image
-
     r = [rng.uniform(-1, 1) * g + 1 for g in (hgain, sgain, vgain)]
     x = np.arange(256, dtype=np.float64)
     luts = [((x * r[0]) % 256).astype(np.uint8), np.clip(x * r[1], 0, 255).astype(np.uint8),

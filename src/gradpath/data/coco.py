@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from gradpath.data.records import ImageRecord, Problems
 from gradpath.errors import DataError
@@ -119,8 +120,6 @@ def _check_segmentation(seg: Any, h: int, w: int, what: str, path: Path, problem
                 problems.error(path, f"{what}: uncompressed RLE counts must be non-negative integers summing to "
                                      f"height*width = {h * w}")
                 return None
-            from pycocotools import mask as mask_utils
-
             return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
         if isinstance(counts, (str, bytes)):
             return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
@@ -198,8 +197,6 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
         gt["iscrowd"] = crowd
         if "area" not in gt:
             if seg is not None:
-                from pycocotools import mask as mask_utils
-
                 rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else seg
                 gt["area"] = float(mask_utils.area(rle))
             else:

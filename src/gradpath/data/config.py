@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from gradpath.data.coco import read_categories
+from gradpath.data.shapes import default_shapes_root
 from gradpath.errors import DataError, suggest
 
 SPLITS = ("train", "val")
@@ -97,13 +101,9 @@ def _parse_split(name: str, raw: Any, root: Path, where: str) -> SplitSpec:
 
 def load_data_config(data: str | Path | DataConfig) -> DataConfig:
     """Read a dataset yaml (or a folder holding ``data.yaml``), or ``"shapes"`` for the embedded set."""
-    import yaml
-
     if isinstance(data, DataConfig):
         return data
     if str(data) == "shapes":
-        from gradpath.data.shapes import default_shapes_root
-
         return load_data_config(default_shapes_root() / "data.yaml")
     path = Path(str(data)).expanduser()
     if path.is_dir():
@@ -143,8 +143,6 @@ def load_data_config(data: str | Path | DataConfig) -> DataConfig:
     category_ids = None
     coco_splits = [sp for sp in splits.values() if sp.format == "coco"]
     if coco_splits:
-        from gradpath.data.coco import read_categories
-
         cats = read_categories(coco_splits[0].annotations, root)
         category_ids = [c for c, _ in cats]
         if names is None:

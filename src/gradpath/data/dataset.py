@@ -17,19 +17,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from gradpath.data import augment as aug
+from gradpath.data.coco import parse_coco_split
 from gradpath.data.config import DataConfig, load_data_config
 from gradpath.data.images import image_size, letterbox_params, place_on_canvas, read_image, resize_long_side
 from gradpath.data.records import ImageRecord, Problems
+from gradpath.data.yolo import parse_yolo_split
 from gradpath.errors import DataError, GradpathError
+from gradpath.hyp import SegmentHyp, segment_hyp
 
 
 def decode_masks(rec: ImageRecord, h0: int, w0: int, boxes: np.ndarray) -> np.ndarray:
     """(h0, w0, n) uint8 instance masks at original resolution; a box-only instance's mask is its box."""
-    from pycocotools import mask as mask_utils
-
     n = len(rec.segments)
     out = np.zeros((h0, w0, n), np.uint8)
     rles, idx = [], []
@@ -55,7 +58,7 @@ class DetectionDataset(Dataset):
     seeds per worker (a per-dataset generator would be copied into every worker and repeat itself)."""
 
     def __init__(self, records: list[ImageRecord], names: list[str], class_to_category: list[int], imgsz: int,
-                 augment: bool, hyp: dict | None, gt_source: dict, root: Path | None = None,
+                 augment: bool, hyp: SegmentHyp | dict | None, gt_source: dict, root: Path | None = None,
                  cache: bool = False) -> None:
         if imgsz % 32 or imgsz <= 0:
             raise GradpathError(f"imgsz must be a positive multiple of 32, got {imgsz}")
@@ -64,7 +67,7 @@ class DetectionDataset(Dataset):
         self.class_to_category = list(class_to_category)
         self.imgsz = imgsz
         self.augment = augment
-        self.hyp = aug.resolve_hyp(hyp)
+        self.hyp = segment_hyp(hyp)
         self.root = root
         self._gt_source = gt_source
         self._coco = None
@@ -109,7 +112,7 @@ class DetectionDataset(Dataset):
         first = self.load(i)
         img0, boxes0, cls0, masks0, has_seg0, shape0, lb = first
         r, nh, nw, left, top = lb
-        if self.augment and hyp["mosaic"] > 0 and rng.random() < hyp["mosaic"]:
+        if self.augment and hyp.mosaic > 0 and rng.random() < hyp.mosaic:
             canvas, parts = self._mosaic(i, first, rng)
         else:
             canvas = place_on_canvas(img0, S, left, top)
@@ -139,11 +142,11 @@ class DetectionDataset(Dataset):
 
         masks_t = torch.from_numpy(masks)
         if self.augment:
-            if rng.random() < hyp["fliplr"]:
+            if rng.random() < hyp.fliplr:
                 img = img[:, ::-1]
                 masks_t = masks_t.flip(-1)
                 boxes = np.stack([S - boxes[:, 2], boxes[:, 1], S - boxes[:, 0], boxes[:, 3]], 1)
-            img = aug.hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
+            img = aug.hsv_jitter(img, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v, rng)
         b = torch.from_numpy(boxes).float() / S
         cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
         return {
@@ -187,12 +190,8 @@ class DetectionDataset(Dataset):
     def coco_gt(self):
         """``pycocotools.coco.COCO`` of this split in original image coordinates (crowd regions kept)."""
         if self._coco is None:
-            from pycocotools.coco import COCO
-
             src = self._gt_source
             if src["format"] == "coco":
-                from gradpath.data.coco import parse_coco_split
-
                 _, gt = parse_coco_split(src["annotations"], src["images"], self.class_to_category,
                                          Problems(strict=True, root=self.root), check_files=False)
             else:
@@ -205,8 +204,6 @@ class DetectionDataset(Dataset):
         return self._coco
 
     def _yolo_gt(self) -> dict:
-        from pycocotools import mask as mask_utils
-
         images, anns = [], []
         for rec in self.records:
             if rec.height is None:
@@ -236,21 +233,18 @@ def parse_split(cfg: DataConfig, split: str, problems: Problems) -> tuple[list[I
     """Records of one split and where its evaluation ground truth comes from."""
     spec = cfg.split(split)
     if spec.format == "coco":
-        from gradpath.data.coco import parse_coco_split
-
         records, _ = parse_coco_split(spec.annotations, spec.images[0], cfg.category_ids, problems)
         return records, {"format": "coco", "annotations": spec.annotations, "images": spec.images[0]}
-    from gradpath.data.yolo import parse_yolo_split
-
     records = parse_yolo_split(spec.images, spec.labels, cfg.nc, problems)
     return records, {"format": "yolo"}
 
 
 def build_dataset(cfg: DataConfig | str | Path, split: str = "train", imgsz: int = 640, augment: bool = False,
-                  hyp: dict | None = None, cache: bool = False) -> DetectionDataset:
+                  hyp: SegmentHyp | dict | None = None, cache: bool = False) -> DetectionDataset:
     """The dataset of one split. Errors in the labels raise a one-line ``DataError`` naming the file; warnings
     (degenerate boxes, empty label files) are summarised once, ``gradpath check-data`` lists them all.
     ``cache=True`` keeps decoded images and masks in RAM (about 0.5 MB per 256 px image: fine for ``shapes``)."""
+    hyp = segment_hyp(hyp)  # a typo in a hyp key fails before any label is parsed
     cfg = load_data_config(cfg)
     problems = Problems(strict=True, root=cfg.root)
     records, gt_source = parse_split(cfg, split, problems)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw
+from pycocotools import mask as mask_utils
 
 from gradpath.errors import DataError
 
@@ -60,8 +62,6 @@ def _polygon(kind: str, cx: float, cy: float, d: float, theta: float) -> list[fl
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
     base = rng.integers(0, 256, 3).astype(np.float32)
     grid = (rng.random((5, 5, 3)) * 255).astype(np.uint8)
     low = np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC), np.float32)
@@ -90,8 +90,6 @@ def _colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
 def render_image(rng: np.random.Generator, size: int, names: list[str], objects: tuple[int, int],
                  object_size: tuple[int, int]) -> tuple[np.ndarray, list[dict]]:
     """One image (H, W, 3) uint8 and its instances: dicts with class index, visible mask, polygon or None."""
-    from pycocotools import mask as mask_utils
-
     img = _background(rng, size)
     ids = np.full((size, size), -1, np.int16)
     insts: list[dict] = []
@@ -139,9 +137,6 @@ def render_image(rng: np.random.Generator, size: int, names: list[str], objects:
 
 def _write_split(root: Path, split: str, split_idx: int, n: int, size: int, names: list[str], seed: int,
                  objects: tuple[int, int], object_size: tuple[int, int]) -> None:
-    from PIL import Image
-    from pycocotools import mask as mask_utils
-
     img_dir = root / "images" / split
     img_dir.mkdir(parents=True)
     images, anns = [], []

@@ -2,8 +2,9 @@
 prototype mask loss on box-cropped masks.
 
 The paper trains and evaluates every detector (YOLOR-v3/PRN/CSP/ELAN and the YOLOv5-seg rows of Tables 6-8)
-with the YOLOv5-r6.2 instance-segmentation recipe (paper §5.1); this module is that loss, written from its
-published description:
+with the YOLOv5 instance-segmentation recipe (paper §5.1 names YOLOv5 r6.2; segmentation first shipped in
+YOLOv5 v7.0, which is the version this code follows); this module is that loss, written from its published
+description:
 
 - **Assignment.** A ground-truth box goes to every anchor of a level whose width/height ratio to it is within
   ``anchor_t`` (4) both ways, in the grid cell holding its centre and in the two neighbouring cells nearest to
@@ -31,20 +32,10 @@ from torch import nn
 from torchvision.ops import box_convert, complete_box_iou_loss
 
 from gradpath.engine.utils import unwrap
+from gradpath.hyp import DEFAULT_HYP, SegmentHyp, segment_hyp
 from gradpath.tasks.segment.postprocess import crop_mask
 
 __all__ = ["SegmentLoss", "DEFAULT_HYP"]
-
-#: YOLOv5 "scratch-low" loss gains (before the nl/nc/imgsz rescaling described in the module docstring).
-DEFAULT_HYP: dict[str, Any] = {
-    "box": 0.05,
-    "cls": 0.5,
-    "obj": 1.0,
-    "cls_pw": 1.0,
-    "obj_pw": 1.0,
-    "anchor_t": 4.0,
-    "label_smoothing": 0.0,
-}
 
 _BALANCE = {3: (4.0, 1.0, 0.4), 4: (4.0, 1.0, 0.25, 0.06), 5: (4.0, 1.0, 0.25, 0.06, 0.02)}
 
@@ -59,12 +50,10 @@ class SegmentLoss:
     ``(box, seg, obj, cls)``.
     """
 
-    def __init__(self, model: nn.Module, hyp: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: nn.Module, hyp: SegmentHyp | dict[str, Any] | None = None) -> None:
         model = unwrap(model)  # DDP
         head = model.head
-        unknown = set(hyp or {}) - set(DEFAULT_HYP)
-        self.hyp = {**DEFAULT_HYP, **{k: v for k, v in (hyp or {}).items() if k in DEFAULT_HYP}}
-        self.ignored_hyp = sorted(unknown)  # other training keys (lr, mosaic, …) live in the same dict
+        self.hyp = segment_hyp(hyp)  # the loss reads its keys; the augmentation keys are the dataset's
         self.nl, self.na, self.nm = int(head.nl), int(head.na), int(head.nm)
         self.nc = int(model.num_classes)
         stride = torch.as_tensor(getattr(head, "stride", getattr(model, "stride", None)), dtype=torch.float32)
@@ -74,7 +63,7 @@ class SegmentLoss:
         self.anchors = anchors / stride.view(-1, 1, 1).cpu()  # grid units
         # P3 weighs most (small objects are many but hard); other level counts fall back to YOLOv5's 3-level values
         self.balance = _BALANCE.get(self.nl, ((4.0, 1.0) + (0.4,) * self.nl)[: self.nl])
-        eps = float(self.hyp["label_smoothing"])
+        eps = self.hyp.label_smoothing
         self.cp, self.cn = 1.0 - 0.5 * eps, 0.5 * eps
 
     # ------------------------------------------------------------------ assignment
@@ -102,7 +91,7 @@ class SegmentLoss:
             t = t_all * gain
             if nt:
                 r = t[..., 4:6] / anchors[:, None]
-                t = t[torch.max(r, 1 / r).max(2)[0] < self.hyp["anchor_t"]]
+                t = t[torch.max(r, 1 / r).max(2)[0] < self.hyp.anchor_t]
                 gxy = t[:, 2:4]
                 gxi = gain[[2, 3]] - gxy
                 j, k = ((gxy % 1 < g) & (gxy > 1)).T
@@ -141,11 +130,11 @@ class SegmentLoss:
         masks = masks.float()
         imgsz = mh * 4
         k = 3.0 / self.nl
-        g_box = self.hyp["box"] * k
-        g_cls = self.hyp["cls"] * self.nc / 80.0 * k
-        g_obj = self.hyp["obj"] * (imgsz / 640.0) ** 2 * k
-        bce_cls = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([self.hyp["cls_pw"]], device=device))
-        bce_obj = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([self.hyp["obj_pw"]], device=device))
+        g_box = self.hyp.box * k
+        g_cls = self.hyp.cls * self.nc / 80.0 * k
+        g_obj = self.hyp.obj * (imgsz / 640.0) ** 2 * k
+        bce_cls = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([self.hyp.cls_pw], device=device))
+        bce_obj = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([self.hyp.obj_pw], device=device))
 
         zero = torch.zeros((), device=device)
         lbox, lseg, lobj, lcls = zero, zero, zero, zero

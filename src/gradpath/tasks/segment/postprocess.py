@@ -1,6 +1,7 @@
 """Post-processing of the YOLOv5-seg head: NMS, prototype mask decoding, and the way back to the original image.
 
-The decoder is the one the paper evaluates every detector with (YOLOR / YOLOv5-r6.2 heads, paper §5.1): each
+The decoder is the one the paper evaluates every detector with (YOLOR / YOLOv5 heads; paper §5.1 names YOLOv5
+r6.2, whose segmentation code first shipped in v7.0, the version followed here): each
 anchor predicts a box, an objectness, class scores and ``nm`` coefficients; an instance mask is
 ``sigmoid(coefs · proto)`` cropped to the predicted box. Boxes are suppressed per class with
 ``torchvision.ops.batched_nms``.

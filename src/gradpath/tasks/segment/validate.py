@@ -15,7 +15,10 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from pycocotools import mask as mask_utils
 from torch import nn
+from tqdm import tqdm
 
 from gradpath.engine.utils import unwrap
 from gradpath.tasks.segment.metrics import evaluate_coco
@@ -26,8 +29,6 @@ __all__ = ["validate", "detections_to_coco", "encode_masks"]
 
 def encode_masks(masks: torch.Tensor) -> list[dict]:
     """Bool masks (n, h, w) → COCO RLE dicts with ``counts`` as str (JSON-serialisable)."""
-    from pycocotools import mask as mask_utils
-
     if not masks.shape[0]:
         return []
     # (n, w, h) C-contiguous, transposed, is the (h, w, n) Fortran-ordered uint8 array pycocotools wants: one copy
@@ -69,8 +70,6 @@ def detections_to_coco(
 
 
 def _gather(per_image: dict[int, list[dict]]) -> dict[int, list[dict]]:
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return per_image
     parts: list[Any] = [None] * dist.get_world_size()
@@ -100,8 +99,6 @@ def validate(
     its previous mode afterwards. Returns ``{"box", "mask", "per_class", "speed_ms", "images"}``; ``speed_ms``
     is per image: ``inference`` (forward) and ``nms``.
     """
-    from tqdm import tqdm
-
     net = unwrap(model)
     was_training = net.training
     net.eval()
