@@ -22,6 +22,11 @@ class DataError(GradpathError):
     """Bad dataset content: names the file and field."""
 
 
+class GradpathWarning(UserWarning):
+    """Input gradpath can still use after adjusting it (e.g. more loader workers than cores, clamped).
+    The CLI prints these as one line, ``gradpath CMD: warning: ...``."""
+
+
 def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ' Did you mean: a, b?' for the closest choices, or '' when nothing is close."""
     choices = list(choices)
