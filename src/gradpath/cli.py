@@ -1,7 +1,12 @@
 """The ``gradpath`` command line: parses arguments and calls the library. Each subcommand lives in
-``gradpath.commands.<name>`` with ``add_parser(subparsers)``; its handler is stored as ``func``.
+``gradpath.commands.<module>`` with ``add_parser(subparsers)``; its handler is stored as ``func``.
 
-User mistakes (``GradpathError``) are printed as one line on stderr with exit code 2, never a traceback.
+Only the module of the command being run is imported; the others are listed from their summaries in
+``gradpath.commands.COMMANDS`` (so ``gradpath --help`` and ``gradpath models`` do not pay for the trainer's
+imports).
+
+User mistakes (``GradpathError``) are printed as one line on stderr with exit code 2, never a traceback;
+``GradpathWarning``s as one line each. Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -10,9 +15,12 @@ import difflib
 import importlib
 import re
 import sys
+import warnings
+from typing import Callable, Iterable
 
-from gradpath.commands import COMMAND_MODULES
-from gradpath.errors import GradpathError
+from gradpath import __version__
+from gradpath.commands import COMMANDS
+from gradpath.errors import GradpathError, GradpathWarning
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -61,9 +69,9 @@ def _all_options(parser: argparse.ArgumentParser) -> set[str]:
     return opts
 
 
-def build_parser() -> ArgumentParser:
-    from gradpath import __version__
-
+def build_parser(load: Iterable[str] | None = None) -> ArgumentParser:
+    """The full parser (``load=None``: every command's module imported), or one whose commands outside ``load``
+    are summary-only placeholders (enough to list them and to suggest a mistyped name)."""
     parser = ArgumentParser(
         prog="gradpath",
         description="Build, profile, analyse and train networks designed by gradient path analysis "
@@ -71,13 +79,25 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gradpath {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for mod_name in COMMAND_MODULES:
-        importlib.import_module(f"gradpath.commands.{mod_name}").add_parser(sub)
+    wanted = set(COMMANDS if load is None else load)
+    for name, (module, summary) in COMMANDS.items():
+        if name in wanted:
+            importlib.import_module(f"gradpath.commands.{module}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
+def invoked_command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is not an option (the top-level options, --help and
+    --version, take no value), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = invoked_command(argv)
+    parser = build_parser(load=[command] if command in COMMANDS else [])
     args, extra = parser.parse_known_args(argv)
     if extra:
         # Report unknown options from the subcommand's parser, so suggestions come from its own options.
@@ -88,15 +108,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the process's warning display on the way out
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            return int(args.func(args) or 0)
     except GradpathError as e:
-        print(f"gradpath {args.command}: error: {e}", file=sys.stderr)
+        print(f"gradpath {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _one_line(text: str) -> str:
+    """A message on one line (the CLI's promise), whatever line breaks the message carries."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _one_line_warnings(command: str, show: Callable) -> Callable:
+    """A ``warnings.showwarning`` that prints ``GradpathWarning``s as ``gradpath CMD: warning: ...`` and hands any
+    other warning to ``show`` (they may come from bugs and keep their file and line)."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 (warnings' API)
+        if issubclass(category, GradpathWarning):
+            print(f"gradpath {command}: warning: {_one_line(str(message))}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 if __name__ == "__main__":

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+from gradpath.commands import COMMANDS
+from gradpath.data.check import check_dataset
+from gradpath.errors import GradpathError
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("check-data", help="check a dataset for problems before training",
+    p = sub.add_parser("check-data", help=COMMANDS["check-data"][1],
                        description="Parse every split of a dataset and decode every image, then list each "
-                       "problem with its file. Exit status 1 if there are errors; warnings alone exit 0.")
+                       "problem with its file. Exit status 2 if there are errors (the report, then one line "
+                       "on stderr); warnings alone exit 0.")
     p.add_argument("data", help="dataset yaml (ultralytics shape), a folder holding data.yaml, or 'shapes'")
     p.add_argument("--split", action="append", choices=["train", "val"],
                    help="check only this split (repeatable; default: all)")
@@ -19,8 +24,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from gradpath.data.check import check_dataset
-
     report = check_dataset(args.data, tuple(args.split) if args.split else None, decode_images=args.decode)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -31,6 +34,9 @@ def run(args) -> int:
             for p in report[level]:
                 where = f"[{p['split']}] " if "split" in p else ""
                 print(f"{level[:-1]}: {where}{p['file']}: {p['message']}")
-        print(f"{len(report['errors'])} error(s), {len(report['warnings'])} warning(s): "
-              + ("OK" if report["ok"] else "fix the errors above before training"))
-    return 0 if report["ok"] else 1
+        print(f"{len(report['errors'])} error(s), {len(report['warnings'])} warning(s)"
+              + (": OK" if report["ok"] else ""))
+    if not report["ok"]:
+        # The same exit status (2) and one-line form as every other user mistake; the details are in the report.
+        raise GradpathError(f"{args.data}: {len(report['errors'])} error(s) listed above; fix them before training")
+    return 0

@@ -3,22 +3,29 @@ from __future__ import annotations
 
 import json
 
-from gradpath.commands._format import fmt_num, table
+from gradpath.commands import COMMANDS
+from gradpath.errors import GradpathError, suggest
+from gradpath.formatting import fmt_num, table
+from gradpath.models.registry import list_models, model_entries
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("models", help="list registered models and their paper numbers",
+    p = sub.add_parser("models", help=COMMANDS["models"][1],
                        description="List registered models (shell pattern, e.g. 'yolor-*') with the paper's "
-                       "FLOPs/params at the size they hold at.")
+                       "FLOPs/params at the size they hold at. A pattern that matches nothing is an error "
+                       "(exit status 2).")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter on model names (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from gradpath.models.registry import model_entries
-
     entries = model_entries(args.pattern)
+    if not entries:
+        # A pattern that matches nothing is a mistake (like an unknown name), also with --json.
+        names = list_models()
+        raise GradpathError(f"no model matches {args.pattern!r}.{suggest(args.pattern, names)} `gradpath models` "
+                            f"lists all {len(names)} (patterns are shell-style, e.g. 'yolor-*')")
     if args.json:
         out = []
         for e in entries:
@@ -32,9 +39,6 @@ def run(args) -> int:
             })
         print(json.dumps(out, indent=2))
         return 0
-    if not entries:
-        print(f"no model matches {args.pattern!r}")
-        return 1
     rows = []
     for e in entries:
         ref = e.paper
