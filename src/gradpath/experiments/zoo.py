@@ -3,7 +3,7 @@
 A row names a registered model, the paper's figures and which of them must be reproduced (within 0.5%, the
 tolerance of :class:`~gradpath.models.registry.PaperRef`). Rows whose model is a labelled reconstruction, or
 whose paper figure is a known misprint (Table 8's 34.5M for YOLOR-ELAN is the ELAN-{1,1}s count,
-ARCHITECTURES.md §2.5b), are shown with their delta but do not fail the check.
+docs/reconstructions.md#yolor-elan-params), are shown with their delta but do not fail the check.
 
 Counting follows :mod:`gradpath.profiling` (fused model, 2 × MACs; darknet weights-only params for Table 2)
 on a model built directly on the ``meta`` device, so all rows take seconds.

@@ -1,5 +1,6 @@
 """Table 2's ImageNet classifiers in their darknet form (WongKinYiu/CrossStagePartialNetworks cfgs;
-ARCHITECTURES.md §3): Darknet-53, ResNet-50, ResNeXt-50 and their CSP versions (paper §3.2, stage level).
+docs/reconstructions.md#classifiers): Darknet-53, ResNet-50, ResNeXt-50 and their CSP versions (paper §3.2,
+stage level).
 
 Darknet conventions kept because the paper's counts depend on them: leaky ReLU 0.1; ResNet/ResNeXt shortcuts
 have **no projection conv** — where channels or stride differ the identity is added over the overlapping
@@ -50,7 +51,7 @@ def _darknet53(cfg: ClassifierConfig) -> tuple[list[nn.Module], int]:
         if not cfg.csp:
             layers += [res_block(cout, cout // 2, act=act, stop_gradient=sg) for _ in range(n)]
         else:
-            # stage 1: path/cross of full width, RB(64, 32); stages 2–5: half width, RB(C/2, C/2) (§3).
+            # stage 1: path/cross of full width, RB(64, 32); stages 2–5: half width, RB(C/2, C/2), as csdarknet53.cfg.
             h = cout if i == 0 else cout // 2
             hidden = cout // 2
 
@@ -76,7 +77,7 @@ def _resnet(cfg: ClassifierConfig) -> tuple[list[nn.Module], int]:
                                                stop_gradient=sg))
                 c = out
         return layers, c
-    # CSP: stage 1 (64 in) and stages 2–4 preceded by a 3×3 s2 (grouped for ResNeXt) (ARCHITECTURES.md §3).
+    # CSP: stage 1 (64 in) and stages 2–4 preceded by a 3×3 s2 (grouped for ResNeXt), as in the cfgs.
     # (stage input, path width, stage output, blocks)
     plans = ((64, 128, 128, 3), (128, 256, 256, 3), (256, 512, 512, 5), (512, 1024, 1024, 2)) if not next_ else \
         ((64, 128, 256, 3), (256, 256, 512, 3), (512, 512, 1024, 5), (1024, 1024, 2048, 2))

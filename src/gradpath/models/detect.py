@@ -1,16 +1,18 @@
 """The segmentation decoder every YOLO-family model of the paper ends in (Tables 3–8): YOLOv5-v7.0
 ``Segment`` + ``Proto``, with YOLOR's implicit layers for the YOLOR models (u7's ``ISegment``).
 
-Contract A (shared with the data and seg-task code): ``model(x)`` with x (B, 3, S, S) in [0, 1], S % 32 == 0,
-returns ``(feats, proto)`` in training mode — ``feats[i]`` raw (B, na, H_i, W_i, no) — and ``(pred, proto)`` in
-eval mode — ``pred`` (B, Σ na·H_i·W_i, no) decoded to input pixels (cx, cy, w, h, obj, classes…, coefs).
-``proto`` is (B, nm, S/4, S/4). Tensors only, so the eval model exports to ONNX / TorchScript.
+The detector interface (relied on by the data and segment-task code): ``model(x)`` with x (B, 3, S, S) in
+[0, 1], S % 32 == 0, returns ``(feats, proto)`` in training mode — ``feats[i]`` raw (B, na, H_i, W_i, no) —
+and ``(pred, proto)`` in eval mode — ``pred`` (B, Σ na·H_i·W_i, no) decoded to input pixels (cx, cy, w, h,
+obj, classes…, coefs). ``proto`` is (B, nm, S/4, S/4). Tensors only, so the eval model exports to ONNX /
+TorchScript.
 
-Implicit layers (ARCHITECTURES.md §1.2): ImplicitA(C_i) is added to each level's input before its output conv,
-exactly as u7's ISegment; the Proto reads the raw P3. u7 also *creates* ImplicitM of size na·(5+nc) per level
-but never applies it (dead parameters). NOTE deviation: we apply it, as YOLOR's IDetect does, scaling the
-box/objectness/class outputs of every anchor (the mask coefficients are left unscaled, which is what its size
-implies). The parameter count is therefore identical to u7's (the paper's count) and every parameter trains.
+Implicit layers (docs/reconstructions.md#isegment): ImplicitA(C_i) is added to each level's input before its
+output conv, exactly as u7's ISegment; the Proto reads the raw P3. u7 also *creates* ImplicitM of size
+na·(5+nc) per level but never applies it (dead parameters). NOTE deviation: we apply it, as YOLOR's IDetect
+does, scaling the box/objectness/class outputs of every anchor (the mask coefficients are left unscaled, which is
+what its size implies). The parameter count is therefore identical to u7's (the paper's count) and every
+parameter trains.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from torch import nn
 from gradpath.nn import ConvBNAct
 from gradpath.nn.implicit import ImplicitA, ImplicitM
 
-# Anchors in pixels (ARCHITECTURES.md §1.1). They change neither FLOPs nor parameters.
+# Anchors in pixels (YOLOv5 and YOLOR/YOLOv7 sets). They change neither FLOPs nor parameters.
 ANCHORS_V5 = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
 ANCHORS_YOLOR = ((12, 16, 19, 36, 40, 28), (36, 75, 76, 55, 72, 146), (142, 110, 192, 243, 459, 401))
 
@@ -131,8 +133,8 @@ class Segment(nn.Module):
 
 
 class YOLOSegModel(nn.Module):
-    """A body returning (P3, P4, P5) at strides 8/16/32, then :class:`Segment`. Contract A attributes:
-    ``num_classes``, ``stride``, ``head``, ``in_chans``, ``default_imgsz``."""
+    """A body returning (P3, P4, P5) at strides 8/16/32, then :class:`Segment`. Detector interface
+    attributes: ``num_classes``, ``stride``, ``head``, ``in_chans``, ``default_imgsz``."""
 
     def __init__(self, body: nn.Module, head: Segment, in_chans: int = 3, default_imgsz: int = 640) -> None:
         super().__init__()

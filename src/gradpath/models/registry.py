@@ -1,6 +1,6 @@
 """Model registry: a name → (builder, frozen config, paper reference numbers).
 
-Architectures are data (STYLE.md §2): each entry holds a frozen dataclass config; ``create_model`` applies
+Architectures are data: each entry holds a frozen dataclass config; ``create_model`` applies
 overrides with ``dataclasses.replace`` so an unknown field is an error that names the closest valid fields,
 never a silent no-op.
 """
