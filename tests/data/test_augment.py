@@ -58,11 +58,40 @@ def test_letterbox_params_by_hand():
     assert letterbox_params(100, 50, 64) == (0.64, 64, 32, 16, 0)
 
 
-def test_box_candidates_drops_degenerate():
-    before = np.array([[0, 0, 10, 10]] * 4, float)
-    after = np.array([[0, 0, 1.5, 10], [0, 0, 10, 1.9], [0, 0, 3, 3], [0, 0, 5, 5]], float)
-    # w < 2, h < 2, area 9% of the original (< 10%), kept
-    assert aug.box_candidates(before, after).tolist() == [False, False, False, True]
+def test_box_candidates_yolov5_thresholds():
+    """Hand cases of YOLOv5 v7.0's rule: w, h > 2 (strict), aspect < 100, kept area > area_thr."""
+    before = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 60, 3], [0, 0, 300, 3], [0, 0, 100, 100],
+                       [0, 0, 100, 100]], float)
+    after = np.array([[0, 0, 2, 10], [0, 0, 2.5, 10], [0, 0, 60, 2.5], [0, 0, 300, 2.5], [0, 0, 9, 9],
+                      [0, 0, 11, 11]], float)
+    # w == 2 is out; 2.5 in; aspect 24 in (the old limit of 20 dropped it); aspect 120 out; 0.81% out, 1.21% in
+    assert aug.box_candidates(before, after, area_thr=0.01).tolist() == [False, True, True, False, False, True]
+    # box-only instances keep the detection threshold of 10%: 1.21% is out
+    assert aug.box_candidates(before, after, area_thr=0.1).tolist() == [False, True, True, False, False, False]
+
+
+def test_candidate_reference_is_clipped_to_the_canvas_not_the_tile():
+    """Box (0, 0, 30, 20) placed at offset (-10, 5) -> (-10, 5, 20, 25); the canvas (64x64) clips it to
+    (0, 5, 20, 25), the tile region (0, 0, 15, 15) does not; the affine (90 deg, scale 2) scales it by 2."""
+    place = aug.Placement(aug.scale_translate(1.0, -10, 5), (0, 0, 15, 15))
+    M = np.array([[0, -2, 7], [2, 0, 3], [0, 0, 1]], float)
+    ref = aug.candidate_reference(np.array([[0, 0, 30, 20]], float), place, (64, 64), M)
+    np.testing.assert_allclose(ref, [[0, 10, 40, 50]])
+
+
+def test_thin_instance_survives_augmentation(yolo_factory):
+    """Regression (issue 11, defect 1): a 56 x 2 px bar (aspect 28) was never a training target (aspect limit 20)
+    while it stayed in the evaluation ground truth. Letterboxed 64 -> 128 without other geometry it is
+    (8, 60, 120, 64) in canvas pixels."""
+    poly = "0 0.0625 0.46875 0.9375 0.46875 0.9375 0.5 0.0625 0.5\n"  # x 4..60, y 30..32 of 64
+    data = yolo_factory({"bar.png": (64, 64, poly)}, ["bar"])
+    ds = build_dataset(data, "train", imgsz=128, augment=True,
+                       hyp={**NO_COLOUR, "mosaic": 0.0, "scale": 0.0, "translate": 0.0, "fliplr": 0.0})
+    item = ds[0]
+    assert item["cls"].tolist() == [0.0]
+    torch.testing.assert_close(item["boxes"] * 128, torch.tensor([[64.0, 62.0, 112.0, 4.0]]))
+    # and the mask is there: 28 cells x 1 row of the 32 x 32 grid (cell centres at y 62 and x 10, 14, ..., 118)
+    assert item["masks"].shape == (1, 32, 32) and item["masks"].sum() == 28 and item["masks"][0, 15].sum() == 28
 
 
 @pytest.mark.parametrize("degrees", [0.0, 30.0])

@@ -9,8 +9,9 @@ resolution the loss uses).
 Boxes follow the same matrix through their corners, which is exact for scale/translate/flip of an uncropped
 instance. A rotation makes corner boxes loose, and cropping a box at the canvas edge keeps empty corners of a
 non-rectangular shape, so for those instances the box is recomputed from the transformed full-resolution mask
-(sampled only inside the corner box, so it costs little). Instances whose box becomes degenerate (w or h < 2 px),
-or that lose most of their area to cropping, are dropped.
+(sampled only inside the corner box, so it costs little). Instances are then kept by YOLOv5 v7.0's rule
+(``box_candidates``): wider and higher than 2 px, aspect ratio below 100, and more than 1% (box-only: 10%) of
+their area on the canvas left after cropping.
 
 NOTE: ``torchvision.transforms.v2.RandomAffine`` on ``tv_tensors`` keeps the canvas size, whereas mosaic needs a
 2S canvas warped to S; composing the mosaic placement and the affine into one matrix also saves a resampling,
@@ -188,11 +189,26 @@ def hsv_jitter(img: np.ndarray, hgain: float, sgain: float, vgain: float, rng: r
     return np.asarray(Image.merge("HSV", chans).convert("RGB"))
 
 
-def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0, area_thr: float = 0.1,
-                   ar_thr: float = 20.0) -> np.ndarray:
-    """Keep boxes at least ``min_wh`` px wide and high that kept > ``area_thr`` of their (scaled) area and
-    have aspect ratio < ``ar_thr`` (the YOLOv5 rule); ``before`` is already scaled to output pixels."""
+def candidate_reference(boxes: np.ndarray, place: Placement, canvas_hw: tuple[int, int], M: np.ndarray) -> np.ndarray:
+    """The "before" boxes ``box_candidates`` compares with, measured as YOLOv5-seg does: placed on the canvas,
+    clipped to the canvas (not to the mosaic tile, so an instance mostly hidden by a neighbouring tile counts as
+    having lost that area), then scaled by the affine's scale gain (rotation and translation keep the area)."""
+    if len(boxes) == 0:
+        return np.zeros((0, 4), np.float64)
+    hc, wc = canvas_hw
+    b = transform_boxes(boxes, Placement(place.A, (0.0, 0.0, float(wc), float(hc))), np.eye(3), math.inf)
+    return b * math.sqrt(abs(np.linalg.det(M[:2, :2])))
+
+
+def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0,
+                   area_thr: float | np.ndarray = 0.1, ar_thr: float = 100.0) -> np.ndarray:
+    """Keep boxes more than ``min_wh`` px wide and high that kept more than ``area_thr`` of their (scaled) area
+    and have aspect ratio < ``ar_thr`` (YOLOv5 v7.0's rule; its segmentation training passes ``area_thr`` 0.01
+    for instances with a polygon, 0.1 for box-only ones). ``before``: ``candidate_reference``."""
     w1, h1 = before[:, 2] - before[:, 0], before[:, 3] - before[:, 1]
     w2, h2 = after[:, 2] - after[:, 0], after[:, 3] - after[:, 1]
     ar = np.maximum(w2 / (h2 + 1e-16), h2 / (w2 + 1e-16))
-    return (w2 >= min_wh) & (h2 >= min_wh) & (w2 * h2 / (w1 * h1 + 1e-16) > area_thr) & (ar < ar_thr)
+    return (w2 > min_wh) & (h2 > min_wh) & (w2 * h2 / (w1 * h1 + 1e-16) > area_thr) & (ar < ar_thr)
+
+
+SEGMENT_AREA_THR, BOX_AREA_THR = 0.01, 0.1  # box_candidates' area thresholds (YOLOv5-seg / YOLOv5 detection)

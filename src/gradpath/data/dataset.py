@@ -124,18 +124,20 @@ class DetectionDataset(Dataset):
             M, rotated = np.eye(3), False
         img = aug.warp_image(canvas, M, S)
 
-        all_boxes, before, all_cls, all_masks = [], [], [], []
+        all_boxes, before, all_cls, all_masks, all_seg = [], [], [], [], []
         for boxes, cls, masks, has_seg, place in parts:
-            after, bef = aug.instance_boxes(boxes, has_seg, masks, place, M, S, rotated)
+            after, _ = aug.instance_boxes(boxes, has_seg, masks, place, M, S, rotated)
             all_boxes.append(after)
-            before.append(bef)
+            before.append(aug.candidate_reference(boxes, place, canvas.shape[:2], M))
             all_cls.append(cls)
             all_masks.append(aug.sample_masks(masks, place, M, S, aug.MASK_STRIDE))
+            all_seg.append(has_seg)
         boxes = np.concatenate(all_boxes)
         cls = np.concatenate(all_cls)
         masks = np.concatenate(all_masks)
         if self.augment:
-            keep = aug.box_candidates(np.concatenate(before), boxes)
+            area_thr = np.where(np.concatenate(all_seg), aug.SEGMENT_AREA_THR, aug.BOX_AREA_THR)
+            keep = aug.box_candidates(np.concatenate(before), boxes, area_thr=area_thr)
         else:
             keep = ((boxes[:, 2] - boxes[:, 0]) >= 1) & ((boxes[:, 3] - boxes[:, 1]) >= 1)
         boxes, cls, masks = boxes[keep], cls[keep], masks[keep]
