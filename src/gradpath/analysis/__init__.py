@@ -1,4 +1,5 @@
-"""Gradient-path analysis (Wang, Liao & Yeh 2022, §2; normative spec: GRADIENT_PATHS.md).
+"""Gradient-path analysis (Wang, Liao & Yeh 2022, §2). The definitions are in
+docs/gradient-paths.md; § numbers in this package refer to that page.
 
 ``analyze(model, example_input)`` → :class:`Report` with, per unit and channel group, the shortest and longest
 gradient path, the gradient timestamps, the number of paths of each length, the gradient sources and the
@@ -11,18 +12,23 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
+import torch
+
+from gradpath.analysis.autograd_backend import trace_autograd
+from gradpath.analysis.channel_rules import register_channel_rule, register_leaf_function
+from gradpath.analysis.fx_backend import UntraceableError, trace_fx
 from gradpath.analysis.graph import OpGraph
 from gradpath.analysis.paths import PathGraph, build_paths
 from gradpath.analysis.report import Report
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, suggest
 
 BACKENDS = ("auto", "fx", "autograd", "manual")
 NORMS = ("merge", "count", "ignore")
 
 
-def _example(model: Any, imgsz: int | None):
-    import torch
-
+def _example(model: Any, imgsz: int | None) -> torch.Tensor:
+    if imgsz is not None and imgsz < 1:
+        raise GradpathError(f"imgsz must be a positive number of pixels, got {imgsz}")
     size = imgsz or getattr(model, "default_imgsz", None) or 224
     chans = getattr(model, "in_chans", None) or 3
     return torch.randn(1, chans, size, size)
@@ -47,8 +53,6 @@ def analyze(
     ``include_frozen`` (§2.5).
     """
     if backend not in BACKENDS:
-        from gradpath.errors import suggest
-
         raise GradpathError(f"backend must be one of {BACKENDS}, got {backend!r}.{suggest(backend, BACKENDS)}")
     if norm not in NORMS:
         raise GradpathError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -61,18 +65,14 @@ def analyze(
     name = getattr(model, "gradpath_name", type(model).__name__)
     used = backend
     if backend in ("auto", "fx"):
-        from gradpath.analysis.fx_backend import trace_fx
-
         try:
             g = trace_fx(model, x, loss_fn, norm)
             used = "fx"
-        except GradpathError:
-            raise
-        except Exception as e:  # fx cannot trace data-dependent control flow etc.
+        except UntraceableError as e:  # e.g. data-dependent control flow in forward
             if backend == "fx":
-                raise GradpathError(f"fx cannot trace {name}: {type(e).__name__}: {str(e).splitlines()[0]}"
-                                    " (try backend='autograd')") from e
-            msg = f"fx could not trace {name} ({type(e).__name__}); fell back to the autograd backend"
+                raise GradpathError(f"fx cannot trace {name}: {e} (try backend='autograd')") from e
+            kind = str(e).split(":", 1)[0]
+            msg = f"fx could not trace {name} ({kind}); fell back to the autograd backend"
             warnings.warn(msg, stacklevel=2)
             g = None
         if g is not None:
@@ -81,12 +81,11 @@ def analyze(
         wmsg = [msg]
     else:
         wmsg = []
-    from gradpath.analysis.autograd_backend import trace_autograd
-
     g = trace_autograd(model, x, loss_fn, norm)
     if any(not p.requires_grad for p in model.parameters()):
         g.warnings.append("autograd backend cannot see frozen layers: they are treated as pass-through")
     return Report(build_paths(g, channel_groups), name, "autograd", norm, include_frozen, wmsg + list(g.warnings))
 
 
-__all__ = ["analyze", "Report", "OpGraph", "PathGraph", "build_paths", "BACKENDS", "NORMS"]
+__all__ = ["analyze", "Report", "OpGraph", "PathGraph", "build_paths", "BACKENDS", "NORMS",
+           "register_channel_rule", "register_leaf_function"]

@@ -1,7 +1,7 @@
-"""Backward graph → :class:`OpGraph` (GRADIENT_PATHS.md §3, the fallback for models fx cannot trace).
+"""Backward graph → :class:`OpGraph` (the fallback for models fx cannot trace; docs/gradient-paths.md).
 
 One real forward builds the autograd graph; walking ``loss.grad_fn.next_functions`` sees exactly the routes
-gradient takes, so detach and ``no_grad`` are exact (§2.4). A backward node is a unit when one of its inputs
+gradient takes, so detach and ``no_grad`` are exact. A backward node is a unit when one of its inputs
 leads only to ``AccumulateGrad`` of registered parameters (this also catches Linear's ``TBackward → weight``);
 the module is found by parameter identity. Channel maps would need the version-specific ``_saved_*``
 attributes of Cat/Split/Slice/ConstantPadNd, so this backend works at layer granularity and says so.
@@ -15,6 +15,7 @@ from torch import nn
 
 from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph
 from gradpath.analysis.naming import is_norm, param_owner_map, unit_display_name
+from gradpath.errors import GradpathError
 from gradpath.threads import one_cpu_thread
 
 _WEIGHT_VIEWS = ("TBackward", "ViewBackward", "ExpandBackward", "ReshapeAlias", "UnsqueezeBackward",
@@ -34,11 +35,9 @@ def _tensors(out: Any) -> list[torch.Tensor]:
 
 
 def default_loss(out: Any) -> torch.Tensor:
-    """Every output tensor feeds the loss (weights ignored, §2.1)."""
+    """Every output tensor feeds the loss (weights ignored)."""
     ts = [t for t in _tensors(out) if t.requires_grad]
     if not ts:
-        from gradpath.errors import GradpathError
-
         raise GradpathError("no model output requires grad: nothing to analyse")
     return sum(t.float().sum() for t in ts)
 
@@ -56,8 +55,6 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
     finally:
         model.train(was_training)
     if loss.grad_fn is None:
-        from gradpath.errors import GradpathError
-
         raise GradpathError("the loss does not depend on any parameter or the input")
     pname = {id(p): n for n, p in model.named_parameters()}
     params = dict(model.named_parameters())
@@ -109,16 +106,11 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
     data = [f for f in order if not ponly[f][0]]
     if any(type(f).__name__.startswith(_CHANNEL_OPS) for f in data):
         g.warnings.append("autograd backend resolves layers, not channel groups (split/cat/pad seen); "
-                          "use backend='fx' for PRN/CSP channel groups (GRADIENT_PATHS.md §3)")
+                          "use backend='fx' for PRN/CSP channel groups")
     inp = [f for f in data if hasattr(f, "variable")]
 
-    def seq(f) -> int:
-        try:
-            return f._sequence_nr()
-        except Exception:  # pragma: no cover - very old torch
-            return 0
-
-    body = sorted((f for f in data if not hasattr(f, "variable")), key=seq)
+    # creation order of the backward nodes = forward execution order (a topological order)
+    body = sorted((f for f in data if not hasattr(f, "variable")), key=lambda f: f._sequence_nr())
     ordered = inp + body
     idx: dict[Any, int] = {}
     users: dict[Any, int] = {}
@@ -154,7 +146,7 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
             idx[f] = g.add_node(UNIT, unit_display_name(model, owner), None, op=type(f).__name__,
                                 params=sum(params[p].numel() for p in ps),
                                 trainable=any(params[p].requires_grad for p in ps),
-                                param_names=tuple(sorted(ps)))
+                                param_names=tuple(sorted(ps)), module=owner)
             unit_params[f] = set(ps)
         else:
             idx[f] = g.add_node(PASS, type(f).__name__, None, op=type(f).__name__)

@@ -1,4 +1,4 @@
-"""The op graph every backend produces, and the manual builder tests use (GRADIENT_PATHS.md §2–§3).
+"""The op graph every backend produces, and the manual builder tests use (docs/gradient-paths.md §2–§3).
 
 Never imports torch: the fx and autograd backends translate a model into an :class:`OpGraph`; users and tests
 can build one by hand. Vertex kinds (§2.1): ``input``, ``unit`` (cost 1), ``pass`` (cost 0) and one ``loss``.
@@ -38,6 +38,7 @@ class OpNode:
     param_names: tuple[str, ...] = ()
     op: str = ""  # what produced it (for DOT export and debugging)
     call: int = 0  # 0 for the first call of a layer, 1 for the second, ...
+    module: str = ""  # units: qualified name of the module owning the (first) parameter, as in named_modules()
 
     @property
     def extent(self) -> int:
@@ -86,7 +87,7 @@ class OpGraph:
     def unit(self, name: str, inputs: int | Iterable[int], channels: int | None = None, params: int = 0,
              trainable: bool = True, diag: bool = False) -> int:
         """A parameterized layer (cost 1) reading ``inputs`` (mixing unless ``diag``, e.g. depthwise)."""
-        u = self.add_node(UNIT, name, channels, params=params, trainable=trainable, op="unit")
+        u = self.add_node(UNIT, name, channels, params=params, trainable=trainable, op="unit", module=name)
         for i in _ids(inputs):
             self.add_edge(i, u, self._per_channel(i, u) if diag else None)
         return u

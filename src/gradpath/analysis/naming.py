@@ -1,18 +1,34 @@
-"""Names of units: qualified module names (``layer1.0.conv1``), with a Conv-BN(-act) wrapper named as a whole.
+"""How units are named, and which module classes count as convolutions and norms.
 
-A unit is reported under its wrapper's name (``features.1`` for a ``ConvBNAct``) when the wrapper holds no
-other parameterized layer than the unit and its merged norm (§2.2: Conv+BN+act is one unit).
+The naming rule (one rule, every backend and every ``--norm``): a unit is named by the qualified module name
+(as in ``named_modules()``) of the module that owns its parameters, e.g. ``layer1.0.conv1``, except that a
+*Conv-Norm-Act wrapper* is named as a whole. A wrapper is the unit's parent module when
+
+- the unit is the parent's first child,
+- the parent has no parameters of its own, and
+- no other child has parameters, apart from the norm merged into the unit (``--norm merge``).
+
+So torchvision's ``Conv2dNormActivation`` (``features.0`` of mobilenet_v2), ``Sequential(conv, bn)``
+(``layer2.0.downsample`` of resnet) and gradpath's ``ConvBNAct`` are named as the wrapper, while resnet's
+``layer1.0.conv1`` keeps its own name (its parent block holds other layers). With ``--norm count`` or
+``ignore`` the norm is not merged, so the conv keeps its own name. Whatever the display name, every unit also
+records ``module``: the qualified name of the module that owns its (first) parameter, so that a row maps back
+to ``named_modules()``.
 """
 from __future__ import annotations
 
 from torch import nn
 
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.GroupNorm,
-          nn.LocalResponseNorm)
+# public classes only (no private torch bases): the norms, and those of them that act per channel
+PER_CHANNEL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LazyBatchNorm1d,
+                     nn.LazyBatchNorm2d, nn.LazyBatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
+                     nn.InstanceNorm3d, nn.LazyInstanceNorm1d, nn.LazyInstanceNorm2d, nn.LazyInstanceNorm3d)
+NORMS = PER_CHANNEL_NORMS + (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def is_norm(mod: nn.Module) -> bool:
-    return isinstance(mod, _NORMS)
+    return isinstance(mod, NORMS)
 
 
 def param_owner_map(root: nn.Module) -> dict[str, str]:
@@ -29,7 +45,8 @@ def _strip(name: str, prefix: str) -> str:
 
 
 def unit_display_name(root: nn.Module, target: str, prefix: str = "", merged_norm: str | None = None) -> str:
-    """``target`` (a qualified module name) or its parent wrapper's name, see the module docstring."""
+    """The display name of the unit whose parameters ``target`` (a qualified module name) owns: ``target`` or
+    its parent wrapper's name, by the rule in the module docstring."""
     if "." not in target:
         return _strip(target, prefix)
     parent_name, _ = target.rsplit(".", 1)

@@ -1,4 +1,4 @@
-"""From an op graph to H and its path statistics (GRADIENT_PATHS.md §2.3 and §4). Never imports torch.
+"""From an op graph to H and its path statistics (docs/gradient-paths.md §2.3 and §4). Never imports torch.
 
 1. Channel refinement: cut points pushed through every per-channel map (diag :class:`Rel`) in both directions;
    each (node, interval) becomes a group.
@@ -31,6 +31,7 @@ class Vertex:
     params: int = 0
     call: int = 0
     split: bool = False  # the layer has more than one group
+    module: str = ""  # qualified name of the module owning the unit's parameters (OpNode.module)
     cons: list[int] = field(default_factory=list)
     T: int = 0  # bit k set <=> a path of length k exists
     paths: int = 0
@@ -239,7 +240,7 @@ def build_paths(g: OpGraph, channel_groups: bool = True) -> PathGraph:
             else:
                 ivs.append((a, b))
         verts.append(Vertex(i, n.idx, n.kind, n.name, ivs, 1 if n.kind == UNIT else 0, n.trainable, n.params,
-                            n.call, groups_per_node[n.idx] > 1,
+                            n.call, groups_per_node[n.idx] > 1, n.module,
                             cons=sorted({newid[canon[c]] for c in cons0[r]})))
 
     # DP (§4.3–4.5), loss first

@@ -1,4 +1,5 @@
-"""The analysis report: per-unit rows, the layer view, network figures, JSON and text tables (§7).
+"""The analysis report: per-unit rows, the layer view, network figures, JSON and text tables
+(docs/gradient-paths.md §7; other § numbers in this module refer to that page too).
 
 JSON conventions (stable; the tests rely on them):
 - ``profile`` and ``sources`` are keyed by the path length as a *string* (JSON object keys are strings).
@@ -16,6 +17,7 @@ from typing import Any
 
 from gradpath.analysis.graph import INPUT, UNIT
 from gradpath.analysis.paths import PathGraph, Vertex
+from gradpath.formatting import table
 
 _JSON_INT_MAX = 2 ** 53
 
@@ -160,13 +162,15 @@ class Report:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The stable JSON-ready schema of issue 4 (see the module docstring for key conventions)."""
+        """The stable JSON-ready schema (key conventions in the module docstring; fields in
+        docs/gradient-paths.md §7)."""
         units = []
         for v in self.units:
             prof = self.pg.profile(v)
             d = {
                 "id": v.id,
                 "name": v.name,
+                "module": v.module,
                 "call": v.call,
                 "channels": list(v.channels),
                 "params": v.params,
@@ -191,8 +195,6 @@ class Report:
 
     # -- text ------------------------------------------------------------------------------------------------
     def table(self, max_rows: int | None = None) -> str:
-        from gradpath.commands._format import table
-
         gc_ids: dict[frozenset, int] = {}
         rows = []
         for v in self.units:
