@@ -1,5 +1,6 @@
 """Registry-driven zoo tests: every registered model builds, runs forward/backward on CPU, fuses to an equal
-deploy model, and the paper models reproduce their published FLOPs/params (ARCHITECTURES.md, PAPER_TABLES.md)."""
+deploy model, and the paper models reproduce their published FLOPs/params
+(docs/counting.md, docs/reconstructions.md)."""
 from __future__ import annotations
 
 import copy
@@ -150,7 +151,7 @@ def test_paper_counts(name: str) -> None:
         assert abs(m["params_m"] - ref.params) / ref.params <= 0.005
 
 
-# Exact fused counts measured on the public configs (ARCHITECTURES.md §2.1–2.5b, §3).
+# Exact counts (fused params; darknet weights for Table 2) of the layouts in docs/reconstructions.md.
 EXACT_PARAMS = {
     "yolov5l-seg": 47_894_397, "yolov5x-seg": 88_774_445, "yolor-v3": 64_335_194, "yolor-csp": 54_252_314,
     "yolor-elan": 38_268_602, "yolor-elan-11": 34_516_282, "yolor-elan-22": 48_408_506,
@@ -172,7 +173,7 @@ def test_yolor_elan_flops_and_known_params_discrepancy() -> None:
 
 
 def test_no_spp_yolov3_is_the_other_candidate() -> None:
-    """ARCHITECTURES.md §2.2: without SPP, 194.61G / 63,286,106 params."""
+    """docs/reconstructions.md#yolor-v3: without SPP, 194.61G / 63,286,106 params."""
     m = measure("yolor-v3", spp=False)
     assert round(m["gflops"], 2) == 194.61 and round(m["params_m"] * 1e6) == 63_286_106
 
@@ -235,7 +236,8 @@ def _module_counts(module: torch.nn.Module, c: int, hw: int) -> tuple[float, int
     (512, 40, 256, 256, 2, 9.227, 2_885_376),
 ])
 def test_elan_single_module_figures(cin, hw, e, out, s, gflops, params) -> None:
-    """ARCHITECTURES.md §2.5b single-module table (GFLOPs at 640 input, fused params)."""
+    """Single ELAN-{s} modules of yolor-elan (docs/reconstructions.md#elan-stack; GFLOPs at 640 input, fused
+    params)."""
     g, p = _module_counts(elan_module(cin, e, out, s), cin, hw)
     assert round(g, 3) == gflops and p == params
 

@@ -1,4 +1,4 @@
-"""`gradpath train` end to end on a tiny shapes set, and its one-line errors (issue 5 items 6 and 8)."""
+"""`gradpath train` end to end on a tiny shapes set, and its one-line errors for user mistakes."""
 from __future__ import annotations
 
 import csv

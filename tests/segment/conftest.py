@@ -1,4 +1,4 @@
-"""Shared pieces for the segmentation-task tests: a tiny contract-A stand-in model and a hand-made batch."""
+"""Shared pieces for the segmentation-task tests: a tiny stand-in detector and a hand-made batch."""
 from __future__ import annotations
 
 import math
@@ -21,7 +21,8 @@ class TinyProto(nn.Module):
 
 
 class TinySegment(nn.Module):
-    """Follows contract A: anchors (nl, na, 2) in pixels, raw feats in training, decoded (pred, proto) in eval."""
+    """Follows the detector interface of gradpath/models/detect.py: anchors (nl, na, 2) in pixels, raw feats in
+    training, decoded (pred, proto) in eval."""
 
     def __init__(self, nc: int, ch=(16, 32, 64), nm: int = 8) -> None:
         super().__init__()

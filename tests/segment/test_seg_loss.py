@@ -104,7 +104,8 @@ def test_loss_decreases_when_overfitting(tiny_model, tiny_batch):
 
 def test_overfit_then_decode_finds_the_objects(tiny_model, tiny_batch):
     """The loss's conventions (cell offsets, anchor units, objectness, class and mask targets) must agree with the
-    contract-A eval decoding and NMS: after overfitting, each object is found with its class, box and mask."""
+    eval decoding (the detector interface of gradpath/models/detect.py) and NMS: after overfitting, each object
+    is found with its class, box and mask."""
     img, targets, masks = tiny_batch
     torch.manual_seed(0)
     loss_fn = SegmentLoss(tiny_model)

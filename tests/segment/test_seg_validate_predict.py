@@ -37,7 +37,7 @@ class _Head:
 
 
 class PerfectModel(nn.Module):
-    """Returns the exact ground truth (plus a weak false positive) in contract-A eval format; nc = 2, nm = 1."""
+    """Returns the exact ground truth (plus a weak false positive) in the detector's eval format; nc = 2, nm = 1."""
 
     num_classes = 2
 
