@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
     g.add_argument("--weight-decay", type=float,
                    help=f"weight decay of conv/linear weights per nominal batch (default {d.weight_decay})")
     g.add_argument("--nbs", type=int, help="nominal batch size: gradients accumulate until this "
-                   f"many images (default {d.nbs}; set it to --batch to step every batch)")
+                   f"many images (default {d.nbs}, classify 0; 0 = step every batch)")
     g.add_argument("--clip-grad", type=float,
                    help=f"clip the gradient L2 norm to this value, 0 disables (default {d.clip_grad})")
     g.add_argument("--no-ema", action="store_true", help="do not keep an EMA of the weights (default: keep and "
@@ -109,7 +109,8 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
         task_options["data"] = args.data
     if args.imgsz is not None:
         task_options["imgsz"] = args.imgsz
-    train = dict(recipe.train) if recipe else {}
+    train = dict(getattr(get_task(task), "train_defaults", None) or {})
+    train.update(recipe.train if recipe else {})
     train.update({k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None})
     if args.no_ema:
         train["ema"] = False
@@ -134,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
                                 progress=not args.quiet)
     else:
         s = train_settings(args)
-        get_task(s["task"])  # an unknown task name fails before anything else is read
         trainer = runner.train(s["task"], s["model"], task_options=s["task_options"],
                                model_overrides=s["model_overrides"], train_args=s["train_args"],
                                exist_ok=args.exist_ok, progress=not args.quiet)

@@ -25,7 +25,7 @@ class TrainConfig:
     schedule: str = "cosine"        # one of gradpath.engine.optim.SCHEDULES
     momentum: float = 0.937         # SGD momentum / AdamW beta1
     weight_decay: float = 5e-4
-    nbs: int = 64                   # nominal batch: gradients accumulate to it; weight decay scales with it
+    nbs: int = 64                   # nominal batch: gradients accumulate to it, weight decay scales with it; 0 = batch
     warmup_epochs: float = 3.0
     warmup_momentum: float = 0.8
     warmup_bias_lr: float = 0.1
@@ -45,7 +45,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """One-line errors for values no run can use (the CLI passes them through unchecked)."""
-        for key in ("epochs", "batch", "nbs", "val_interval"):
+        if self.nbs < 0:
+            raise GradpathError(f"--nbs must be >= 0 (0: the batch itself), got {self.nbs}")
+        for key in ("epochs", "batch", "val_interval"):
             if int(getattr(self, key)) < 1:
                 raise GradpathError(f"--{key.replace('_', '-')} must be >= 1 (got {getattr(self, key)})")
         if self.workers < 0:

@@ -119,8 +119,9 @@ class Trainer:
     def _build_optimization(self) -> None:
         cfg = self.cfg
         # Accumulate gradients to the nominal batch (Sec. 5.1 recipe); weight decay is per nominal batch.
-        self.accumulate = max(round(cfg.nbs / cfg.batch), 1)
-        wd = cfg.weight_decay * cfg.batch * self.accumulate / cfg.nbs
+        nbs = cfg.nbs or cfg.batch
+        self.accumulate = max(round(nbs / cfg.batch), 1)
+        wd = cfg.weight_decay * cfg.batch * self.accumulate / nbs
         self.optimizer = build_optimizer(self.model, cfg.optimizer, cfg.lr0, cfg.momentum, wd)
         self.nb = len(self.train_loader)
         self.total_iters = cfg.epochs * self.nb
