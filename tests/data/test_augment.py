@@ -80,7 +80,7 @@ def test_candidate_reference_is_clipped_to_the_canvas_not_the_tile():
 
 
 def test_thin_instance_survives_augmentation(yolo_factory):
-    """Regression (issue 11, defect 1): a 56 x 2 px bar (aspect 28) was never a training target (aspect limit 20)
+    """Regression: a 56 x 2 px bar (aspect 28) was never a training target (aspect limit 20)
     while it stayed in the evaluation ground truth. Letterboxed 64 -> 128 without other geometry it is
     (8, 60, 120, 64) in canvas pixels."""
     poly = "0 0.0625 0.46875 0.9375 0.46875 0.9375 0.5 0.0625 0.5\n"  # x 4..60, y 30..32 of 64

@@ -17,7 +17,7 @@ def test_typo_is_refused_with_a_suggestion():
 
 
 def test_typo_is_refused_by_the_dataset_before_parsing(tmp_path):
-    # regression (issue 11, defect 5): the dataset used to skip keys it did not know, so the typo trained silently
+    # regression: the dataset used to skip keys it did not know, so the typo trained silently
     with pytest.raises(GradpathError, match="Did you mean: mosaic"):
         build_dataset(tmp_path / "no-such-data.yaml", "train", imgsz=64, augment=True, hyp={"mosiac": 0.5})
 

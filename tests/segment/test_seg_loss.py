@@ -134,7 +134,7 @@ def test_overfit_then_decode_finds_the_objects(tiny_model, tiny_batch):
 
 
 def test_hyp_keys_are_checked_not_skipped(tiny_model):
-    """Regression (issue 11, defect 5): the loss used to skip keys it did not know, so a typo such as
+    """Regression: the loss used to skip keys it did not know, so a typo such as
     ``mosiac`` was silently ignored. It now reads the one typed ``SegmentHyp``; an augmentation key is valid (the
     dataset reads it), a typo is refused, and the anchor ratio limit of 4 vs 2 changes the hand case above."""
     with pytest.raises(GradpathError, match=r"unknown hyp 'mosiac'\. Did you mean: mosaic\?"):
