@@ -31,10 +31,11 @@ def test_lists_every_problem_with_file_names(yolo_factory, capsys):
     assert errors == {
         ("images/train/b.png", "corrupt or unreadable image"),
         ("labels/train/c.txt", "line 1: class id 5 out of range 0..1"),
-        ("labels/train/d.txt", "line 1: polygon with fewer than 3 points"),
         ("labels/train/ghost.txt", "label file has no matching image"),
     }
     warnings = {(w["file"], w["message"].split(" (")[0]) for w in rep["warnings"]}
+    assert ("labels/train/d.txt", "1 polygon(s) with fewer than 3 points dropped") in warnings
+    assert rep["splits"]["train"]["dropped_polygons"] == 1
     assert ("labels/train/e.txt", "line 1: degenerate box") in warnings
     assert ("labels/train/f.txt", "empty label file") in warnings
     assert rep["splits"]["train"]["images"] == 6 and not rep["ok"]
@@ -58,9 +59,10 @@ def test_coco_problems(coco_factory, capsys):
     rc, out = _run(capsys, y, "--split", "train")
     assert rc == 2  # check-data failures are user-input errors: exit 2, like every other one
     assert "error: [train] annotations/instances_train.json: annotation 17 has no 'bbox'" in out
-    assert "annotation 19: polygon with fewer than 3 points (2)" in out
+    assert ("warning: [train] annotations/instances_train.json: 1 polygon(s) with fewer than 3 points dropped "
+            "(annotation 19); their instances keep their boxes") in out
     assert "error: [train] images/train/b.png: image file not found (image 2 in instances_train.json)" in out
-    assert "3 error(s)" in out
+    assert "2 error(s)" in out
 
 
 def test_empty_dataset_and_bad_yaml(coco_factory, tmp_path, capsys):

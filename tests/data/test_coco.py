@@ -120,10 +120,29 @@ def test_json_missing_keys(coco_factory):
         load_data_config(coco_factory([("a.png", 16, 16)], _anns(), [{"name": "x"}]))
 
 
-def test_polygon_with_fewer_than_3_points(coco_factory):
+def test_polygon_with_fewer_than_3_points_is_dropped_and_the_box_kept(coco_factory):
+    """Regression: one 2-point polygon used to abort the whole dataset. Now it is dropped
+    with one warning for all of them; an instance with no polygon left keeps its box (its mask is the box, for
+    training and in the evaluation ground truth), one with another valid polygon keeps that polygon."""
     anns = _anns()
+    box0, poly1 = list(anns[0]["bbox"]), [1, 8, 5, 8, 5, 12, 1, 12]
     anns[0]["segmentation"] = [[2, 2, 10, 2]]
-    _expect(coco_factory, r"instances_train.json: annotation 1: polygon with fewer than 3 points \(2\)", anns=anns)
+    anns[1]["segmentation"] = [[1, 1, 3, 3], poly1, [5, 5]]
+    with pytest.warns(UserWarning) as rec:
+        ds = build_dataset(coco_factory([("a.png", 16, 16)], anns, CATS), "train", imgsz=64)
+    msgs = [str(w.message) for w in rec]
+    assert len(msgs) == 1 and "3 polygon(s) with fewer than 3 points dropped, boxes kept" in msgs[0], msgs
+    r = ds.records[0]
+    assert r.segments[0] is None and r.segments[1] == [[float(v) for v in poly1]]
+    np.testing.assert_allclose(r.boxes[0], [box0[0], box0[1], box0[0] + box0[2], box0[1] + box0[3]])
+    gt = ds.coco_gt().loadAnns(ds.coco_gt().getAnnIds())
+    x, y, w, h = box0
+    assert gt[0]["segmentation"] == [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    assert gt[1]["segmentation"] == [poly1]
+    item = ds[0]
+    assert len(item["cls"]) == 3  # annotations 1-3 (4 is a crowd region)
+    # annotation 1's mask is its box (2..10 x 2..6 px, x4 to the 64 canvas, /4 to the 16 mask grid: 8 x 4 cells)
+    assert item["masks"][0].sum() == 32 and item["masks"][0, 2:6, 2:10].all()
 
 
 def test_annotation_for_missing_image_and_category(coco_factory):

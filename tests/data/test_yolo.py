@@ -62,7 +62,6 @@ def test_coco_gt_built_in_memory(yolo_factory):
 @pytest.mark.parametrize("text, match", [
     ("2 0.5 0.5 0.2 0.2\n", r"labels/train/a.txt: line 1: class id 2 out of range 0..1"),
     ("0 0.5 0.5 0.2 0.2\n1 abc 0.5 0.1 0.1\n", r"labels/train/a.txt: line 2: not all numbers"),
-    ("0 0.1 0.2\n", r"labels/train/a.txt: line 1: polygon with fewer than 3 points \(1\)"),
     ("0 0.1 0.2 0.3\n", r"labels/train/a.txt: line 1: expected 'class cx cy w h'"),
     ("0 50 50 10 10\n", r"labels/train/a.txt: line 1: coordinates outside \[0, 1\]"),
 ])
@@ -92,3 +91,18 @@ def test_imgsz_must_be_multiple_of_32(yolo_factory):
 
     with pytest.raises(GradpathError, match="multiple of 32"):
         build_dataset(yolo_factory({"a.png": (20, 40, LABEL)}, ["x", "y"]), "val", imgsz=100)
+
+
+def test_one_point_polygon_is_dropped_with_one_warning(yolo_factory):
+    """Regression (issue 11, defect 4): a 1-point row used to abort the dataset; it is dropped (a point has no
+    box either), the other rows are kept, and one warning counts the drops of every file."""
+    y = yolo_factory({"a.png": (20, 40, "0 0.1 0.2\n1 0.5 0.5 0.2 0.2\n0 0.3 0.3\n"),
+                      "b.png": (20, 40, "1 0.7 0.7\n")}, ["x", "y"])
+    with pytest.warns(UserWarning) as rec:
+        ds = build_dataset(y, "train", imgsz=64)
+    msgs = [str(w.message) for w in rec]
+    assert len(msgs) == 1 and "(3 polygon(s) with fewer than 3 points dropped, boxes kept)" in msgs[0], msgs
+    assert "labels/train/a.txt: 2 polygon(s) with fewer than 3 points dropped (line 1, 3)" in msgs[0]
+    a = next(r for r in ds.records if r.file.name == "a.png")
+    assert a.cls.tolist() == [1]
+    np.testing.assert_allclose(a.boxes, [[0.4, 0.4, 0.6, 0.6]], atol=1e-6)

@@ -44,7 +44,8 @@ def check_dataset(data: str | Path, splits: tuple[str, ...] | None = None, decod
         if not records and not problems.errors:
             problems.error(spec.annotations or spec.images[0], f"empty dataset: split {split!r} has no images")
         report["splits"][split] = {"format": spec.format, "images": len(records),
-                                   "instances": int(sum(len(r.cls) for r in records))}
+                                   "instances": int(sum(len(r.cls) for r in records)),
+                                   "dropped_polygons": int(problems.counts["degenerate_polygons"])}
         for p in problems.items:
             report["errors" if p.level == "error" else "warnings"].append(
                 {"split": split, "file": p.file, "message": p.message})

@@ -89,8 +89,16 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _check_segmentation(seg: Any, h: int, w: int, what: str, path: Path, problems: Problems) -> Any:
-    """Validated segmentation: a list of polygons, an RLE dict, or None (box only). Reports what is wrong."""
+INVALID = object()  # _check_segmentation's answer for a segmentation it reported as an error
+
+
+def _check_segmentation(seg: Any, h: int, w: int, what: str, path: Path, problems: Problems,
+                        degenerate: list[str]) -> Any:
+    """Validated segmentation: a list of polygons, an RLE dict, None (box only), or ``INVALID`` (reported).
+
+    A polygon with fewer than 3 points is dropped and ``what`` appended to ``degenerate`` (the caller writes one
+    warning for all of them): real COCO-style files have such annotations, and one of them must not stop a
+    whole dataset. When no polygon is left the instance keeps its box (its mask is then the box)."""
     if seg is None or (isinstance(seg, list) and len(seg) == 0):
         return None
     if isinstance(seg, list):
@@ -98,35 +106,35 @@ def _check_segmentation(seg: Any, h: int, w: int, what: str, path: Path, problem
         for poly in seg:
             if not isinstance(poly, list) or not all(_is_num(v) for v in poly):
                 problems.error(path, f"{what}: 'segmentation' polygons must be lists of numbers")
-                return None
+                return INVALID
             if len(poly) % 2:
                 problems.error(path, f"{what}: polygon has an odd number of coordinates ({len(poly)})")
-                return None
+                return INVALID
             if len(poly) < 6:
-                problems.error(path, f"{what}: polygon with fewer than 3 points ({len(poly) // 2})")
-                return None
+                degenerate.append(what)
+                continue
             polys.append([float(v) for v in poly])
-        return polys
+        return polys or None
     if isinstance(seg, dict):
         if "counts" not in seg or "size" not in seg:
             problems.error(path, f"{what}: RLE 'segmentation' needs 'counts' and 'size'")
-            return None
-        if list(seg["size"]) != [h, w]:
-            problems.error(path, f"{what}: RLE size {list(seg['size'])} differs from the image's [{h}, {w}]")
-            return None
+            return INVALID
+        if not isinstance(seg["size"], list) or list(seg["size"]) != [h, w]:
+            problems.error(path, f"{what}: RLE size {seg['size']!r} differs from the image's [{h}, {w}]")
+            return INVALID
         counts = seg["counts"]
         if isinstance(counts, list):
             if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != h * w:
                 problems.error(path, f"{what}: uncompressed RLE counts must be non-negative integers summing to "
                                      f"height*width = {h * w}")
-                return None
+                return INVALID
             return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
         if isinstance(counts, (str, bytes)):
             return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
         problems.error(path, f"{what}: RLE 'counts' must be a list or a string")
-        return None
+        return INVALID
     problems.error(path, f"{what}: 'segmentation' must be a list of polygons or an RLE dict")
-    return None
+    return INVALID
 
 
 def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], problems: Problems,
@@ -162,6 +170,7 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
     per_image: dict[int, list[tuple[int, np.ndarray, Any]]] = {k: [] for k in images}
     gt_anns = []
     n_degenerate = 0
+    degenerate_polys: list[str] = []
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             problems.error(ann_file, f"annotation {i} is not an object")
@@ -183,8 +192,9 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
             problems.error(ann_file, f"{what}: 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
             continue
         h, w = im["height"], im["width"]
-        seg = _check_segmentation(ann.get("segmentation"), h, w, what, ann_file, problems)
-        if seg is None and ann.get("segmentation") not in (None, []):
+        n_before = len(degenerate_polys)
+        seg = _check_segmentation(ann.get("segmentation"), h, w, what, ann_file, problems, degenerate_polys)
+        if seg is INVALID:
             continue  # reported above
         crowd = int(ann.get("iscrowd", 0))
         if crowd not in (0, 1):
@@ -195,6 +205,8 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
         x2, y2 = min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)
         gt = dict(ann)
         gt["iscrowd"] = crowd
+        if len(degenerate_polys) > n_before:  # evaluate against what is trained on: the valid polygons, or the box
+            gt["segmentation"] = seg if seg is not None else [[x1, y1, x2, y1, x2, y2, x1, y2]]
         if "area" not in gt:
             if seg is not None:
                 rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else seg
@@ -212,6 +224,11 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
         per_image[ann["image_id"]].append((cat_index[ann["category_id"]], np.array([x1, y1, x2, y2], np.float32),
                                            seg))
 
+    if degenerate_polys:
+        problems.counts["degenerate_polygons"] += len(degenerate_polys)
+        shown = ", ".join(degenerate_polys[:5]) + (", ..." if len(degenerate_polys) > 5 else "")
+        problems.warn(ann_file, f"{len(degenerate_polys)} polygon(s) with fewer than 3 points dropped ({shown}); "
+                                "their instances keep their boxes")
     records = []
     for img_id, im in images.items():
         file = Path(images_dir) / im["file_name"]

@@ -1,4 +1,4 @@
-"""``build_dataset`` / ``collate_fn``: the detection + instance-segmentation samples of contract B.
+"""``build_dataset`` / ``collate_fn``: the detection + instance-segmentation samples.
 
 Each item is one letterboxed (validation) or augmented (training: mosaic, affine, HSV, flip) image with its
 instances as contiguous class ids, normalized cxcywh boxes and binary masks at ``imgsz // 4`` (the resolution of
@@ -254,7 +254,9 @@ def build_dataset(cfg: DataConfig | str | Path, split: str = "train", imgsz: int
         raise DataError(f"{cfg.file or cfg.root}: empty dataset: split {split!r} has no images")
     if problems.warnings:
         first = problems.warnings[0]
-        warnings.warn(f"{len(problems.warnings)} data warning(s) in split {split!r}, first: {first}; "
+        n_poly = problems.counts["degenerate_polygons"]
+        dropped = f" ({n_poly} polygon(s) with fewer than 3 points dropped, boxes kept)" if n_poly else ""
+        warnings.warn(f"{len(problems.warnings)} data warning(s) in split {split!r}{dropped}, first: {first}; "
                       "run `gradpath check-data` to list them", stacklevel=2)
     c2c = cfg.category_ids if cfg.category_ids is not None else [k + 1 for k in range(cfg.nc)]
     return DetectionDataset(records, cfg.names, c2c, imgsz, augment, hyp, gt_source, cfg.root, cache=cache)

@@ -6,6 +6,7 @@ same parsers with a lenient collector so it can list every problem at once.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class Problems:
         self.strict = strict
         self.root = root
         self.items: list[Problem] = []
+        # recoverable problems counted across files (e.g. "degenerate_polygons"), for summaries and check-data
+        self.counts: Counter[str] = Counter()
 
     def name(self, path: Path | str) -> str:
         """A short, unambiguous file name for messages: relative to the dataset root when inside it."""

@@ -58,6 +58,7 @@ def parse_label_file(path: Path, nc: int, problems: Problems) -> tuple[np.ndarra
         problems.error(path, f"cannot read label file: {e}")
         return None
     cls, boxes, segs = [], [], []
+    degenerate_lines: list[int] = []
     for ln, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -87,9 +88,9 @@ def parse_label_file(path: Path, nc: int, problems: Problems) -> tuple[np.ndarra
             xs, ys = coords[0::2], coords[1::2]
             box = [min(xs), min(ys), max(xs), max(ys)]
             seg = [coords]
-        elif len(coords) % 2 == 0 and len(coords) > 0:
-            problems.error(path, f"line {ln}: polygon with fewer than 3 points ({len(coords) // 2})")
-            return None
+        elif len(coords) == 2:  # one point: no mask and no box (two points would read as a box row)
+            degenerate_lines.append(ln)
+            continue
         else:
             problems.error(path, f"line {ln}: expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...', "
                                  f"got {len(vals)} values")
@@ -101,6 +102,10 @@ def parse_label_file(path: Path, nc: int, problems: Problems) -> tuple[np.ndarra
         cls.append(int(c))
         boxes.append(box)
         segs.append(seg)
+    if degenerate_lines:
+        problems.counts["degenerate_polygons"] += len(degenerate_lines)
+        problems.warn(path, f"{len(degenerate_lines)} polygon(s) with fewer than 3 points dropped (line "
+                            f"{', '.join(map(str, degenerate_lines[:5]))}{', ...' if len(degenerate_lines) > 5 else ''})")
     if not text.strip():
         problems.warn(path, "empty label file (image used as background)")
     return (np.array(cls, np.int64), np.array(boxes, np.float32).reshape(-1, 4), segs)
