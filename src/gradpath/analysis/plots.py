@@ -1,35 +1,58 @@
-"""Figures for a report (§7): the loss→input path-length histogram (Veit et al.'s view) and a timestamp
-raster in the style of the paper's Fig. 7 (x = units in forward order, y = round k, marker area ∝ N(u, k)).
-matplotlib with the Agg backend, so it works headless.
+"""Figures for a report (docs/gradient-paths.md §7): the loss→input path-length histogram (Veit et al.'s view)
+and a timestamp raster in the style of the paper's Fig. 7 (x = units in forward order, y = round k, marker
+area ∝ N(u, k)).
+
+Drawn on a ``matplotlib.figure.Figure`` created directly, never through pyplot, so no process-wide backend or
+figure registry is touched (a notebook user's backend stays as it was) and it works headless.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from gradpath.analysis.report import Report
+from gradpath.errors import GradpathError
+
+if TYPE_CHECKING:  # type names only; matplotlib itself is imported where a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 
-def _plt():
-    import matplotlib
+def check_plot_path(path: str | os.PathLike, option: str = "--plot") -> Path:
+    """The figure file must be in an existing, writable folder and have an image suffix matplotlib writes."""
+    # matplotlib is an optional heavy import (about 0.3 s): only when a plot is asked for
+    from matplotlib.backend_bases import FigureCanvasBase
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    p = Path(path)
+    if p.is_dir():
+        raise GradpathError(f"{option} {path}: is a folder; give a file name such as {p / 'paths.png'}")
+    folder = p.parent
+    if not folder.is_dir():
+        raise GradpathError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GradpathError(f"{option} {path}: the folder {folder} is not writable")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if p.suffix.lower().lstrip(".") not in kinds:
+        raise GradpathError(f"{option} {path}: unknown image type {p.suffix or '(no suffix)'}; "
+                            f"use one of {', '.join('.' + k for k in sorted(kinds))}")
+    return p
 
-    return plt
 
-
-def _hist(ax, rep: Report, label: str | None = None, color: str | None = None) -> None:
+def _hist(ax: Axes, rep: Report, color: str | None = None) -> None:
     prof = rep.input_profile()
     tot = sum(prof.values()) or 1
     ks = sorted(prof)
-    ax.bar(ks, [prof[k] / tot for k in ks], width=0.8, alpha=0.6, label=label or rep.model_name, color=color)
+    ax.bar(ks, [prof[k] / tot for k in ks], width=0.8, alpha=0.6, label=rep.model_name, color=color)
     ax.set_xlabel("path length to the input (units on the path)")
     ax.set_ylabel("share of loss→input paths")
     ax.set_title("gradient path lengths to the input")
 
 
-def _raster(ax, rep: Report) -> None:
+def _raster(ax: Axes, rep: Report) -> None:
     units = [v for v in rep.units if v.T]
     xs, ys, ss = [], [], []
     for i, v in enumerate(units):
@@ -51,19 +74,24 @@ def _raster(ax, rep: Report) -> None:
     ax.invert_yaxis()
 
 
-def plot_report(rep: Report, path: str, others: Sequence[Report] = ()) -> str:
-    """Histogram (all reports overlaid) on top, one timestamp raster per report below; saved as PNG."""
-    plt = _plt()
+def report_figure(rep: Report, others: Sequence[Report] = ()) -> Figure:
+    """Histogram of every report (overlaid) on the first axes, then one timestamp raster per report."""
+    # matplotlib is an optional heavy import: only when a figure is drawn
+    from matplotlib.figure import Figure
+
     reps = [rep, *others]
-    fig, axes = plt.subplots(1 + len(reps), 1, figsize=(11, 3.2 + 3.6 * len(reps)),
-                             gridspec_kw={"height_ratios": [1] + [1.3] * len(reps)})
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    fig = Figure(figsize=(11, 3.2 + 3.6 * len(reps)))
+    axes = fig.subplots(1 + len(reps), 1, gridspec_kw={"height_ratios": [1] + [1.3] * len(reps)})
     for i, r in enumerate(reps):
-        _hist(axes[0], r, color=colors[i % 4])
+        _hist(axes[0], r, color=COLORS[i % len(COLORS)])
     axes[0].legend()
     for ax, r in zip(axes[1:], reps):
         _raster(ax, r)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_report(rep: Report, path: str | os.PathLike, others: Sequence[Report] = ()) -> str:
+    """:func:`report_figure` saved to ``path`` (the format follows its suffix)."""
+    report_figure(rep, others).savefig(path, dpi=110)
+    return str(path)

@@ -1,15 +1,18 @@
 """Growth of parameters, LSGP and aggregated features with depth: Table 1 of the paper (from SparseNet).
 
-Each family is a hand-built op graph of N 3×3 conv units (width ``w``, growth ``k``; parameters counted as
-9·in·out) so that depths of hundreds run in well under a second:
+Each family is a real ``nn.Module`` of N bias-free 3×3 convs (each followed by a ReLU) of width ``w`` (growth
+``k``), built for each depth N and analysed by :func:`gradpath.analysis.analyze` through the fx backend, like
+any user model; params are the modules' own parameter counts (9·in·out per conv). Units are named ``c1..cN``
+(``a_k``/``b_k`` for the residual blocks), so rows read like the paper's notation.
 
 - ``plain``: x → c1 → … → cN.
 - ``resnet``: N residual blocks y = x + b(a(x)) (2 convs each, so the constant LSGP is 2, §6.8).
-- ``densenet``: c_i reads cat[x0, c1..c_{i−1}], output cat of all (§5.5).
-- ``sparsenet``: SparseNet's exponential fetch: c_i reads cat of the outputs at offsets 1, 2, 4, … back
+- ``densenet``: c_i reads cat[x0, c1..c_{i−1}], the output is the cat of all (§5.5).
+- ``sparsenet``: SparseNet's exponential fetch: c_i reads the cat of the outputs at offsets 1, 2, 4, … back
   (x0 counts as position 0), and the output fetches the same way from position N+1 (Zhu et al.; Sparse
   DenseNet row). ``sparse-resnet`` sums the fetched outputs instead (Sparse ResNet row).
 
+The structure does not depend on the spatial size, so the nets run on a 4×4 input (``default_imgsz``).
 ``fit_growth`` picks, among 1, log N, N, N log N and N², the class whose least-squares fit a·f(N)+b leaves
 the smallest relative residual.
 """
@@ -18,48 +21,81 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-from gradpath.analysis.graph import OpGraph
+import torch
+from torch import nn
+
+from gradpath.analysis import analyze
 
 GROWTH = ("1", "log N", "N", "N log N", "N^2")
 _F: dict[str, Callable[[float], float]] = {
     "1": lambda n: 1.0, "log N": math.log, "N": lambda n: n, "N log N": lambda n: n * math.log(n),
     "N^2": lambda n: n * n,
 }
+SPATIAL = 4
 
 
-def plain_graph(n: int, w: int = 16) -> OpGraph:
-    g = OpGraph()
-    x = g.input("input", w)
-    for i in range(1, n + 1):
-        x = g.unit(f"c{i}", x, w, params=9 * w * w)
-    g.loss(x)
-    return g
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.ReLU())
 
 
-def resnet_graph(n: int, w: int = 16, stop_gradient: str | None = None) -> OpGraph:
-    """``stop_gradient``: None, ``identity`` (§5.3) or ``block`` (§5.4)."""
-    g = OpGraph()
-    x = g.input("input", w)
-    for k in range(1, n + 1):
-        xin = g.detach(x) if stop_gradient == "block" else x
-        a = g.unit(f"a{k}", xin, w, params=9 * w * w)
-        b = g.unit(f"b{k}", a, w, params=9 * w * w)
-        x = g.add(g.detach(x) if stop_gradient == "identity" else x, b)
-    g.loss(x)
-    return g
+class _DepthNet(nn.Module):
+    """Shared attributes: the analyzer builds its example input from ``in_chans`` and ``default_imgsz``."""
+
+    default_imgsz = SPATIAL
+
+    def __init__(self, in_chans: int) -> None:
+        super().__init__()
+        self.in_chans = in_chans
 
 
-def densenet_graph(n: int, k: int = 16) -> OpGraph:
-    g = OpGraph()
-    feats = [g.input("input", k)]
-    for i in range(1, n + 1):
-        inp = g.cat(feats)
-        feats.append(g.unit(f"c{i}", inp, k, params=9 * k * g.nodes[inp].extent))
-    g.loss(g.cat(feats))
-    return g
+class PlainNet(_DepthNet):
+    """x → c1 → … → cN."""
+
+    def __init__(self, n: int, w: int = 16) -> None:
+        super().__init__(w)
+        self.n = n
+        for i in range(1, n + 1):
+            self.add_module(f"c{i}", _conv(w, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, self.n + 1):
+            x = getattr(self, f"c{i}")(x)
+        return x
 
 
-def _fetch(pos: int) -> list[int]:
+class ResNet(_DepthNet):
+    """N blocks y = x + b_k(a_k(x))."""
+
+    def __init__(self, n: int, w: int = 16) -> None:
+        super().__init__(w)
+        self.n = n
+        for k in range(1, n + 1):
+            self.add_module(f"a{k}", _conv(w, w))
+            self.add_module(f"b{k}", _conv(w, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k in range(1, self.n + 1):
+            x = x + getattr(self, f"b{k}")(getattr(self, f"a{k}")(x))
+        return x
+
+
+class DenseNet(_DepthNet):
+    """c_i reads cat[x0, c1..c_{i−1}]; the output is cat[x0, c1..cN]."""
+
+    def __init__(self, n: int, k: int = 16) -> None:
+        super().__init__(k)
+        self.n = n
+        for i in range(1, n + 1):
+            self.add_module(f"c{i}", _conv(k * i, k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for i in range(1, self.n + 1):
+            feats.append(getattr(self, f"c{i}")(torch.cat(feats, 1)))
+        return torch.cat(feats, 1)
+
+
+def fetch(pos: int) -> list[int]:
     """Positions read by position ``pos``: pos−1, pos−2, pos−4, … ≥ 0 (SparseNet's expFetch)."""
     out, d = [], 1
     while pos - d >= 0:
@@ -68,24 +104,37 @@ def _fetch(pos: int) -> list[int]:
     return out
 
 
-def sparsenet_graph(n: int, k: int = 16, aggregate: str = "cat") -> OpGraph:
-    g = OpGraph()
-    feats = [g.input("input", k)]
-    for i in range(1, n + 1):
-        srcs = [feats[j] for j in _fetch(i)]
-        inp = g.cat(srcs) if aggregate == "cat" else (g.add(*srcs) if len(srcs) > 1 else srcs[0])
-        feats.append(g.unit(f"c{i}", inp, k, params=9 * k * g.nodes[inp].extent))
-    srcs = [feats[j] for j in _fetch(n + 1)]
-    g.loss(g.cat(srcs) if aggregate == "cat" else g.add(*srcs) if len(srcs) > 1 else srcs[0])
-    return g
+class SparseNet(_DepthNet):
+    """c_i reads the fetched positions (``fetch``), joined by cat (``aggregate="cat"``) or summed (``"add"``)."""
+
+    def __init__(self, n: int, k: int = 16, aggregate: str = "cat") -> None:
+        super().__init__(k)
+        self.n, self.aggregate = n, aggregate
+        for i in range(1, n + 1):
+            cin = k * len(fetch(i)) if aggregate == "cat" else k
+            self.add_module(f"c{i}", _conv(cin, k))
+
+    def _join(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        if self.aggregate == "cat":
+            return torch.cat(xs, 1)
+        out = xs[0]
+        for t in xs[1:]:
+            out = out + t
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for i in range(1, self.n + 1):
+            feats.append(getattr(self, f"c{i}")(self._join([feats[j] for j in fetch(i)])))
+        return self._join([feats[j] for j in fetch(self.n + 1)])
 
 
-FAMILIES: dict[str, Callable[[int], OpGraph]] = {
-    "plain": plain_graph,
-    "resnet": resnet_graph,
-    "densenet": densenet_graph,
-    "sparsenet": sparsenet_graph,
-    "sparse-resnet": lambda n: sparsenet_graph(n, aggregate="add"),
+FAMILIES: dict[str, Callable[[int], nn.Module]] = {
+    "plain": PlainNet,
+    "resnet": ResNet,
+    "densenet": DenseNet,
+    "sparsenet": SparseNet,
+    "sparse-resnet": lambda n: SparseNet(n, aggregate="add"),
 }
 TABLE1 = {  # the paper's Table 1: parameters, shortest gradient path, aggregated features
     "plain": ("N", "N", "1"), "resnet": ("N", "1", "N"), "densenet": ("N^2", "1", "N"),
@@ -112,16 +161,13 @@ def fit_growth(ns: Sequence[int], ys: Sequence[float]) -> str:
 
 
 def scaling(builder: Callable[[int], object] | str, ns: Sequence[int] = (4, 8, 16, 32, 64, 128)) -> dict:
-    """Params, LSGP, LGP and aggregated features of ``builder(N)`` (an OpGraph or nn.Module) for each N,
-    with the fitted growth class of each column (Table 1)."""
-    from gradpath.analysis import analyze
-
+    """Params, LSGP, LGP and aggregated features of ``builder(N)`` (an ``nn.Module``, or an ``OpGraph``) for
+    each N, analysed by :func:`analyze`, with the fitted growth class of each column (Table 1)."""
     if isinstance(builder, str):
         builder = FAMILIES[builder]
     rows = []
     for n in ns:
-        r = analyze(builder(n))
-        net = r.network()
+        net = analyze(builder(n)).network()
         rows.append({"N": n, "params": net["params"], "lsgp": net["lsgp"], "lgp": net["lgp"],
                      "max_af": net["max_aggregated_features"], "mean_af": net["mean_aggregated_features"]})
     growth = {c: fit_growth(ns, [row[c] for row in rows]) for c in ("params", "lsgp", "max_af")}

@@ -1,13 +1,28 @@
-"""``gradpath analyze MODEL``: gradient paths per unit and per network (paper §2; GRADIENT_PATHS.md)."""
+"""``gradpath analyze MODEL``: gradient paths per unit and per network (paper §2; definitions in
+docs/gradient-paths.md).
+
+User input is checked here, before any work: the user's model file (``--model FILE.py:Class``: missing file,
+syntax error, missing class, a class that needs constructor arguments), ``--imgsz``, ``--max-rows`` and the
+``--plot`` path. Each mistake is a one-line ``GradpathError`` (exit code 2).
+"""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import sys
+import warnings
 from pathlib import Path
 
+from torch import nn
+
+from gradpath.analysis import analyze
+from gradpath.analysis.plots import check_plot_path, plot_report
+from gradpath.analysis.scaling import FAMILIES, TABLE1, scaling
 from gradpath.commands.profile import add_model_args, model_from_args
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, suggest
+from gradpath.formatting import table
+from gradpath.models.registry import create_model
 
 
 def add_parser(sub) -> None:
@@ -22,48 +37,72 @@ def add_parser(sub) -> None:
                    help="analyse a class from your own file (constructed with no arguments) instead")
     p.add_argument("--imgsz", type=int, help="square input size (default: the model's default)")
     p.add_argument("--backend", default="auto", choices=["auto", "fx", "autograd"])
-    p.add_argument("--norm", default="merge", choices=["merge", "count", "ignore"])
+    p.add_argument("--norm", default="merge", choices=["merge", "count", "ignore"],
+                   help="merge: Conv+BN(+act) is one unit (default); count: a norm is a unit of its own; "
+                   "ignore: norms are pass-through and their parameters are not counted")
     p.add_argument("--no-groups", action="store_true", help="layer granularity (no channel groups)")
     p.add_argument("--include-frozen", action="store_true", help="list frozen units too")
     p.add_argument("--json", action="store_true", help="print the report as JSON (stable schema)")
     p.add_argument("--plot", metavar="FILE.png", help="path-length histogram + Fig.-7-style timestamp raster")
-    p.add_argument("--compare", metavar="OTHER_MODEL", help="a second registered model, side by side")
-    p.add_argument("--max-rows", type=int, default=None, help="truncate the per-unit table")
-    p.add_argument("--scaling", choices=["plain", "resnet", "densenet", "sparsenet", "sparse-resnet"],
-                   help="Table 1: params, LSGP and aggregated features over growing depth")
+    p.add_argument("--compare", metavar="OTHER_MODEL",
+                   help="a second registered model, side by side (delta = other - this)")
+    p.add_argument("--max-rows", type=int, default=None, help="truncate the per-unit table to N rows")
+    p.add_argument("--scaling", choices=list(FAMILIES),
+                   help="Table 1: real nn.Module nets of growing depth, analysed; params, LSGP and aggregated "
+                   "features with their fitted growth class")
     p.add_argument("--depths", default="4,8,16,32,64,128", help="depths N for --scaling (comma list)")
     p.set_defaults(func=run)
 
 
-def load_model_file(spec: str):
+def load_model_file(spec: str) -> nn.Module:
+    """``path/to/file.py:ClassName`` → an instance built with no arguments; user mistakes are one line."""
     if ":" not in spec:
         raise GradpathError(f"--model {spec!r} must look like path/to/file.py:ClassName")
-    path, cls = spec.rsplit(":", 1)
+    path, cls_name = spec.rsplit(":", 1)
     f = Path(path)
     if not f.is_file():
         raise GradpathError(f"--model: no such file {path}")
     modspec = importlib.util.spec_from_file_location(f"gradpath_user_{f.stem}", f)
+    if modspec is None or modspec.loader is None:
+        raise GradpathError(f"--model: {path} is not a Python file (give a .py file)")
     mod = importlib.util.module_from_spec(modspec)
     sys.modules[modspec.name] = mod
-    modspec.loader.exec_module(mod)
-    if not hasattr(mod, cls):
-        from gradpath.errors import suggest
-
+    try:
+        modspec.loader.exec_module(mod)
+    except SyntaxError as e:
+        raise GradpathError(f"--model: {path} line {e.lineno}: syntax error: {e.msg}") from None
+    except ImportError as e:
+        raise GradpathError(f"--model: {path} cannot be imported: {e}") from None
+    cls = getattr(mod, cls_name, None)
+    if cls is None:
         names = [n for n in dir(mod) if not n.startswith("_")]
-        raise GradpathError(f"--model: {path} has no {cls!r}.{suggest(cls, names)}")
-    return getattr(mod, cls)()
+        raise GradpathError(f"--model: {path} has no {cls_name!r}.{suggest(cls_name, names)}")
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+        raise GradpathError(f"--model: {path}:{cls_name} is not an nn.Module class")
+    try:
+        inspect.signature(cls).bind()
+    except TypeError:
+        required = [p.name for p in inspect.signature(cls).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                           p.KEYWORD_ONLY)]
+        raise GradpathError(f"--model: {path}:{cls_name}() needs arguments ({', '.join(required)}); analyze "
+                            "builds it with none: give the arguments defaults or add a subclass that sets "
+                            "them") from None
+    return cls()
+
+
+def _depths(text: str) -> list[int]:
+    try:
+        ns = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise GradpathError(f"--depths must be comma-separated integers, got {text!r}") from None
+    if len(ns) < 3 or min(ns) < 2:
+        raise GradpathError("--depths needs at least 3 depths, each >= 2")
+    return ns
 
 
 def _scaling(args) -> int:
-    from gradpath.analysis.scaling import TABLE1, scaling
-    from gradpath.commands._format import table
-
-    try:
-        ns = [int(s) for s in args.depths.split(",") if s.strip()]
-    except ValueError:
-        raise GradpathError(f"--depths must be comma-separated integers, got {args.depths!r}") from None
-    if len(ns) < 3 or min(ns) < 2:
-        raise GradpathError("--depths needs at least 3 depths, each >= 2")
+    ns = _depths(args.depths)
     res = scaling(args.scaling, ns)
     if args.json:
         print(json.dumps({"family": args.scaling, **res, "paper": dict(zip(("params", "lsgp", "af"),
@@ -78,41 +117,37 @@ def _scaling(args) -> int:
     return 0
 
 
-def _build(args):
-    if args.model_file:
-        return load_model_file(args.model_file)
-    return model_from_args(args)
+def _check_args(args) -> None:
+    if args.imgsz is not None and args.imgsz < 1:
+        raise GradpathError(f"--imgsz must be a positive number of pixels, got {args.imgsz}")
+    if args.max_rows is not None and args.max_rows < 1:
+        raise GradpathError(f"--max-rows must be at least 1, got {args.max_rows}")
+    if args.plot:
+        check_plot_path(args.plot, "--plot")
 
 
 def run(args) -> int:
-    from gradpath.analysis import analyze
-
     if args.scaling:
         return _scaling(args)
     if not args.model and not args.model_file:
         raise GradpathError("give a registered MODEL, --model FILE.py:ClassName, or --scaling FAMILY")
+    _check_args(args)
+    model = load_model_file(args.model_file) if args.model_file else model_from_args(args)
     kw = dict(imgsz=args.imgsz, backend=args.backend, norm=args.norm, channel_groups=not args.no_groups,
               include_frozen=args.include_frozen)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fallbacks are recorded in report.warnings
-        rep = analyze(_build(args), **kw)
-        other = None
-        if args.compare:
-            from gradpath.models.registry import create_model
-
-            other = analyze(create_model(args.compare), **kw)  # the other model with its own defaults
+        rep = analyze(model, **kw)
+        # the other model is built with its own defaults
+        other = analyze(create_model(args.compare), **kw) if args.compare else None
     if args.plot:
-        from gradpath.analysis.plots import plot_report
-
         plot_report(rep, args.plot, [other] if other else [])
     if args.json:
         d = rep.to_dict()
         print(json.dumps({"a": d, "b": other.to_dict()} if other else d, indent=2))
         return 0
     if other:
-        _compare(rep, other)
+        print(compare_table(rep, other))
     else:
         print(rep.table(args.max_rows))
         print()
@@ -122,20 +157,33 @@ def run(args) -> int:
     return 0
 
 
-def _compare(a, b) -> None:
-    from gradpath.commands._format import table
+_NETWORK_KEYS = ("units", "layers", "params", "lgp", "lsgp", "mean_sgp", "share_sgp_le_2",
+                 "mean_aggregated_features", "max_aggregated_features")
+_INPUT_KEYS = ("paths", "sgp", "lgp", "mean", "mode")
 
+
+def _delta(this, other) -> str:
+    """``other − this``: exact for integers (path counts can exceed 2**53, so JSON keeps them as strings)."""
+    this, other = (int(v) if isinstance(v, str) and v.isdigit() else v for v in (this, other))
+    if isinstance(this, bool) or isinstance(other, bool):
+        return ""
+    if isinstance(this, int) and isinstance(other, int):
+        return f"{other - this:+,}"
+    if isinstance(this, (int, float)) and isinstance(other, (int, float)):
+        return f"{other - this:+.3f}"
+    return ""
+
+
+def _value(v) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def compare_table(a, b) -> str:
+    """Network figures of two reports side by side; the last column is ``other − this`` (b minus a)."""
     na, nb = a.network(), b.network()
-    rows = []
-    for key in ("units", "layers", "params", "lgp", "lsgp", "mean_sgp", "share_sgp_le_2",
-                "mean_aggregated_features", "max_aggregated_features"):
-        va, vb = na[key], nb[key]
-        delta = "" if va is None or vb is None else (f"{vb - va:+,}" if isinstance(va, int) and isinstance(
-            vb, int) else f"{vb - va:+.3f}")
-        rows.append([key, va, vb, delta])
     ia, ib = na["input"], nb["input"]
-    for key in ("paths", "sgp", "lgp", "mean", "mode"):
-        va, vb = ia[key], ib[key]
-        ok = isinstance(va, (int, float)) and isinstance(vb, (int, float))
-        rows.append([f"input {key}", va, vb, (f"{vb - va:+,}" if isinstance(va, int) and isinstance(vb, int) else f"{vb - va:+.3f}") if ok else ""])
-    print(table(["quantity", a.model_name, b.model_name, "delta"], rows, "lrrr"))
+    pairs = [(key, na[key], nb[key]) for key in _NETWORK_KEYS]
+    pairs += [(f"input {key}", ia[key], ib[key]) for key in _INPUT_KEYS]
+    rows = [[key, _value(this), _value(other), _delta(this, other)] for key, this, other in pairs]
+    return table(["quantity", f"this: {a.model_name}", f"other: {b.model_name}", "delta (other − this)"], rows,
+                 "lrrr")
