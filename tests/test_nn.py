@@ -35,6 +35,8 @@ BLOCKS = {
     "osa-notrans": (lambda: OSABlock(8, 4, None, n_layers=3, transition=False), (2, 8, 8, 8), (2, 20, 8, 8)),
     "elan": (lambda: ELAN(16, 32, 8, n_blocks=2, convs_per_block=2), (2, 16, 8, 8), (2, 32, 8, 8)),
     "elan-s1": (lambda: ELAN(16, 32, 8, n_blocks=4, convs_per_block=1), (2, 16, 8, 8), (2, 32, 8, 8)),
+    "elan-csp": (lambda: ELAN(16, 32, 8, n_blocks=2, convs_per_block=2, cross_bypass=True), (2, 16, 8, 8),
+                 (2, 32, 8, 8)),
 }
 BLOCKS.update({
     f"csp-{f}": (lambda f=f: CSPStage(16, 32, lambda c, i: res_block(c, c), n=2, fusion=f), (2, 16, 8, 8), (2, 32, 8, 8))
@@ -143,3 +145,19 @@ def test_elan_concat_width_and_aggregate():
     assert m.transition.conv.in_channels == 48
     with pytest.raises(GradpathError):
         ELAN(32, 64, 16, n_blocks=2, aggregate=(3,))
+
+
+def test_elan_cross_bypass_is_csp_fusion_last():
+    """cross_bypass: the transition sees cat[b2, b1, q] (8 + 2·8 = 24 → 32 − 8 = 24 channels) and p is appended
+    after it untouched — the output's last e channels are exactly the cross entry p."""
+    torch.manual_seed(0)
+    m = ELAN(16, 32, 8, n_blocks=2, convs_per_block=2, cross_bypass=True).eval()
+    assert (m.transition.conv.in_channels, m.transition.conv.out_channels) == (24, 24)
+    x = torch.randn(1, 16, 6, 6)
+    q = m.entry(x)
+    b1 = m.blocks[0](q)
+    b2 = m.blocks[1](b1)
+    expected = torch.cat([m.transition(torch.cat([b2, b1, q], 1)), m.cross(x)], 1)
+    torch.testing.assert_close(m(x), expected)
+    with pytest.raises(GradpathError, match="out_chs > entry_chs"):
+        ELAN(16, 8, 8, cross_bypass=True)

@@ -208,6 +208,30 @@ def test_prn_and_stop_gradient_wiring() -> None:
     assert sum(isinstance(m, Residual) and m.stop_gradient == "block" for m in sg.modules()) == 23
 
 
+def test_vovnet_plans_differ_only_in_the_backbone_stages() -> None:
+    """Table 4: the plain deep VoVNet has a 1×1 transition after each of its 1+3+9+3 OSA modules (5 chained 3×3
+    convs each); the ELAN plan has one transition per stage; "+ CSP" lets the cross entry bypass it. The stem,
+    neck and head are the same modules in all three."""
+    from gradpath.nn import ELAN, OSABlock
+
+    with torch.device("meta"):
+        plain, elan, csp = (create_model(n) for n in ("vovnet99", "vovnet99-elan", "vovnet99-elan-csp"))
+    stages = ("elan2", "elan3", "elan4", "elan5")
+    osa = [[m for m in getattr(plain.body, s) if isinstance(m, OSABlock)] for s in stages]
+    assert [len(o) for o in osa] == [1, 3, 9, 3]
+    assert all(len(b.convs) == 5 and b.transition.conv.kernel_size == (1, 1) for o in osa for b in o)
+    assert [getattr(plain.body, s).out_channels for s in stages] == [256, 512, 1024, 1024]
+    for model, bypass in ((elan, False), (csp, True)):
+        blocks = [getattr(model.body, s) for s in stages]
+        assert all(isinstance(b, ELAN) and b.cross_bypass == bypass for b in blocks)
+        assert [len(b.blocks) for b in blocks] == [1, 3, 9, 3]
+    rest = [(n, tuple(p.shape)) for n, p in plain.named_parameters() if not n.startswith(tuple(f"body.{s}." for s in stages))]
+    assert rest == [(n, tuple(p.shape)) for n, p in elan.named_parameters()
+                    if not n.startswith(tuple(f"body.{s}." for s in stages))]
+    with pytest.raises(Exception, match="csp=True needs strategy='elan'"):
+        create_model("vovnet99", csp=True)
+
+
 def test_invalid_combinations_are_user_errors() -> None:
     from gradpath.errors import GradpathError
 

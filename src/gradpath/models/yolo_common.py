@@ -1,52 +1,37 @@
-"""Neck and pooling blocks shared by the YOLO-family bodies (ARCHITECTURES.md §2), and width/depth scaling.
+"""Neck and pooling blocks shared by the YOLO-family bodies (docs/reconstructions.md); the width/depth scaling
+lives in :mod:`gradpath.models.scaling`.
 
 All convs are Conv+BN+SiLU (``ConvBNAct``) unless stated. Every block declares ``out_channels``.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from gradpath.errors import GradpathError
-from gradpath.nn import ConvBNAct
+from gradpath.models.scaling import Scaler, check_scale, make_divisible
+from gradpath.nn import ConvBNAct, res_block
+
+__all__ = ["C3", "CSPB", "Lateral", "MPDown", "SPP", "SPPCSPC", "SPPF", "Scaler", "check_detector_scale",
+           "make_divisible"]
 
 
 def check_detector_scale(num_classes: int, width: float, depth: float) -> None:
     """The config checks every YOLO-family detector shares: classes, and the width/depth multipliers."""
     if num_classes < 1:
         raise GradpathError(f"num_classes must be >= 1, got {num_classes}")
-    if not (0 < width <= 4 and 0 < depth <= 4):
-        raise GradpathError(f"width and depth must be in (0, 4], got {width}, {depth}")
-
-
-def make_divisible(x: float, divisor: int = 8) -> int:
-    """YOLOv5's channel rounding: the smallest multiple of ``divisor`` ≥ x."""
-    return int(math.ceil(x / divisor) * divisor)
-
-
-class Scaler:
-    """Width/depth multipliers (YOLOv5 ``width_multiple``/``depth_multiple``): channels are rounded up to a
-    multiple of 8, repeats to the nearest integer ≥ 1. At (1, 1) every figure is the paper's."""
-
-    def __init__(self, width: float = 1.0, depth: float = 1.0) -> None:
-        self.width, self.depth = width, depth
-
-    def c(self, chs: int) -> int:
-        return chs if self.width == 1.0 else make_divisible(chs * self.width, 8)
-
-    def n(self, repeats: int) -> int:
-        return repeats if self.depth == 1.0 else max(round(repeats * self.depth), 1)
+    check_scale(width, depth)
 
 
 class SPP(nn.Module):
-    """YOLOv3-SPP: 1×1 c1→h, max-pools 5/9/13 (stride 1) concatenated with their input, 1×1 4h→c2."""
+    """YOLOv3-SPP: 1×1 c1→h, max-pools 5/9/13 (stride 1) concatenated with their input, 1×1 4h→c2;
+    h = c1/2 unless given."""
 
-    def __init__(self, c1: int, c2: int, k: Sequence[int] = (5, 9, 13)) -> None:
+    def __init__(self, c1: int, c2: int, k: Sequence[int] = (5, 9, 13), hidden: int | None = None) -> None:
         super().__init__()
-        h = c1 // 2
+        h = hidden or c1 // 2
         self.cv1 = ConvBNAct(c1, h, 1)
         self.pools = nn.ModuleList(nn.MaxPool2d(x, 1, x // 2) for x in k)
         self.cv2 = ConvBNAct(h * (len(k) + 1), c2, 1)
@@ -58,11 +43,12 @@ class SPP(nn.Module):
 
 
 class SPPF(nn.Module):
-    """YOLOv5 SPPF: 1×1 c1→c1/2, three chained 5×5 max-pools, cat 4·(c1/2), 1×1 → c2 (= SPP(5, 9, 13))."""
+    """YOLOv5 SPPF: 1×1 c1→h, three chained 5×5 max-pools, cat 4h, 1×1 → c2 (= SPP(5, 9, 13)); h = c1/2 unless
+    given."""
 
-    def __init__(self, c1: int, c2: int, k: int = 5) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 5, hidden: int | None = None) -> None:
         super().__init__()
-        h = c1 // 2
+        h = hidden or c1 // 2
         self.cv1 = ConvBNAct(c1, h, 1)
         self.pool = nn.MaxPool2d(k, 1, k // 2)
         self.cv2 = ConvBNAct(4 * h, c2, 1)
@@ -77,7 +63,7 @@ class SPPF(nn.Module):
 
 class SPPCSPC(nn.Module):
     """SPP inside a CSP stage (YOLOR-CSP / YOLOv7): path 1×1, 3×3, 1×1, SPP(5, 9, 13), 1×1, 3×3; cross 1×1;
-    cat, 1×1 → c2. Hidden width h = c2 (ARCHITECTURES.md §2.3)."""
+    cat, 1×1 → c2. Hidden width h = c2."""
 
     def __init__(self, c1: int, c2: int, k: Sequence[int] = (5, 9, 13)) -> None:
         super().__init__()
@@ -100,7 +86,8 @@ class SPPCSPC(nn.Module):
 
 class CSPB(nn.Module):
     """YOLOR-CSP neck stage (BottleneckCSPB): x1 = 1×1 c1→c2; path n × [1×1, 3×3] on x1 without residual;
-    cross 1×1 on x1; cat 2·c2, 1×1 → c2. Kept fixed in every Table 6 variant (§2.4)."""
+    cross 1×1 on x1; cat 2·c2, 1×1 → c2. Kept fixed in every Table 6 variant
+    (docs/reconstructions.md#csp-fusion)."""
 
     def __init__(self, c1: int, c2: int, n: int = 1) -> None:
         super().__init__()
@@ -117,13 +104,11 @@ class CSPB(nn.Module):
 
 class C3(nn.Module):
     """YOLOv5 C3 (a CSP stage with fusion first): cv1 1×1 c1→h → n × [1×1 h→h, 3×3 h→h, (+x)]; cv2 1×1 c1→h;
-    cat 2h, 1×1 → c2; h = c2/2."""
+    cat 2h, 1×1 → c2; h = c2/2 unless given."""
 
-    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True) -> None:
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, hidden: int | None = None) -> None:
         super().__init__()
-        from gradpath.nn import res_block
-
-        h = c2 // 2
+        h = hidden or c2 // 2
         self.cv1 = ConvBNAct(c1, h, 1)
         self.cv2 = ConvBNAct(c1, h, 1)
         self.m = nn.Sequential(*[res_block(h, h, shortcut="add" if shortcut else "none") for _ in range(n)])

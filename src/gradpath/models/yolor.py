@@ -2,14 +2,14 @@
 
 ``strategy`` picks how the computational blocks are planned (the paper's three levels, §2.2–§2.4):
 
-- ``plain``: YOLOR-v3 — Darknet-53 (23 residual blocks) + SPP + FPN head (YOLOv3-SPP; ARCHITECTURES.md §2.2).
+- ``plain``: YOLOR-v3 — Darknet-53 (23 residual blocks) + SPP + FPN head (YOLOv3-SPP, docs/reconstructions.md).
 - ``prn``:   YOLOR-PRN — the same network, each backbone residual adds its identity to half of the channels
              (layer level). Same FLOPs and params. Which half is masked is not published: we mask the last half
              (``mask_ratio``); PRN's residual position in the head is moot (head blocks have no shortcut).
 - ``csp``:   YOLOR-CSP — CSPDarknet-53 (CSPC stages, ``fusion`` = fusion|first|last|none, Table 6),
-             SPPCSPC, PAN neck of CSPB stages (stage level; §2.3–2.4).
+             SPPCSPC, PAN neck of CSPB stages (stage level; docs/reconstructions.md#csp-fusion).
 - ``elan``:  YOLOR-ELAN — the yolov7-seg skeleton with ELAN-{a,b}s modules, ``elan_stack=(a, b)`` (network
-             level; §2.5b). {2,1}s is yolov7-seg.
+             level; docs/reconstructions.md#elan-stack). {2,1}s is yolov7-seg.
 
 ``stop_gradient`` ("identity" = Fig. 9a, "block" = Fig. 9b, Table 3) applies to every residual block of the
 backbone (plain, prn, csp). Every model ends in ISegment (Segment + Proto + implicit layers,
@@ -19,6 +19,7 @@ blocks, CSPB stages, ELAN computational blocks) for small CPU runs; at 1.0/1.0 t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -26,7 +27,8 @@ from torch import nn
 from gradpath.errors import GradpathError
 from gradpath.models.detect import ANCHORS_YOLOR, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
-from gradpath.models.yolo_common import check_detector_scale, CSPB, SPP, SPPCSPC, Lateral, MPDown, Scaler
+from gradpath.models.scaling import Scaler
+from gradpath.models.yolo_common import CSPB, SPP, SPPCSPC, Lateral, MPDown, check_detector_scale
 from gradpath.nn import ELAN, FUSIONS, ConvBNAct, CSPStage, res_block
 from gradpath.nn.residual import check_stop_gradient
 
@@ -43,7 +45,7 @@ class YOLORConfig:
     stop_gradient: str | None = None  # plain/prn/csp (Table 3)
     mask_ratio: float = 0.5  # prn only (Table 5: half the channels masked)
     elan_stack: tuple[int, int] = (2, 1)  # elan only: convs per computational block in backbone, neck (Table 7)
-    spp: bool = True  # plain/prn: YOLOv3-SPP (ARCHITECTURES.md §5.1); False = YOLOv3 (194.6G / 63.3M)
+    spp: bool = True  # plain/prn: YOLOv3-SPP (docs/reconstructions.md#yolor-v3); False = YOLOv3 (194.6G / 63.3M)
     num_classes: int = 80
     width: float = 1.0
     depth: float = 1.0
@@ -78,7 +80,7 @@ def _residuals(cfg: YOLORConfig, chs: int, hidden: int, n: int) -> nn.Sequential
 
 
 class Darknet53FPN(nn.Module):
-    """YOLOv3(-SPP) body (ARCHITECTURES.md §2.2): Darknet-53 then the FPN head. Returns (P3 256, P4 512,
+    """YOLOv3(-SPP) body (docs/reconstructions.md#yolor-v3): Darknet-53 then the FPN head. Returns (P3 256, P4 512,
     P5 1024) at width 1. The 23 backbone residual blocks carry the strategy (plain add or PRN masked)."""
 
     def __init__(self, cfg: YOLORConfig) -> None:
@@ -92,7 +94,7 @@ class Darknet53FPN(nn.Module):
             stages.append(nn.Sequential(ConvBNAct(c(cin), c(cout), 3, 2), _residuals(cfg, c(cout), c(cout // 2), S.n(n))))
         self.stage2, self.stage3, self.stage4, self.stage5 = stages
         # P5 branch
-        spp = SPP(c(1024), c(512)) if cfg.spp else ConvBNAct(c(1024), c(512), 1)
+        spp = SPP(c(1024), c(512), hidden=S.derived(c(1024) // 2)) if cfg.spp else ConvBNAct(c(1024), c(512), 1)
         self.p5a = nn.Sequential(ConvBNAct(c(1024), c(512), 1), ConvBNAct(c(512), c(1024), 3), spp,
                                  ConvBNAct(c(512), c(1024), 3), ConvBNAct(c(1024), c(512), 1))  # → t5
         self.p5_out = ConvBNAct(c(512), c(1024), 3)
@@ -120,7 +122,7 @@ class Darknet53FPN(nn.Module):
 
 
 class CSPDarknet53PAN(nn.Module):
-    """YOLOR-CSP body (ARCHITECTURES.md §2.3): CSPDarknet-53 (CSPC stages, ``fusion`` of Table 6), SPPCSPC,
+    """YOLOR-CSP body (docs/reconstructions.md#yolor-csp): CSPDarknet-53 (CSPC stages, ``fusion`` of Table 6), SPPCSPC,
     PAN neck of CSPB stages, 3×3 head convs. Returns (256, 512, 1024) channels at width 1."""
 
     def __init__(self, cfg: YOLORConfig) -> None:
@@ -129,20 +131,24 @@ class CSPDarknet53PAN(nn.Module):
         c, n = S.c, S.n
         self.stem = nn.Sequential(ConvBNAct(cfg.in_chans, c(32), 3), ConvBNAct(c(32), c(64), 3, 2),
                                   _residuals(cfg, c(64), c(32), n(1)))
-        stages = []
-        for cin, cout, reps in ((64, 128, 2), (128, 256, 8), (256, 512, 8), (512, 1024, 4)):
+        stages, prev = [], c(64)
+        for cout, reps in ((128, 2), (256, 8), (512, 8), (1024, 4)):
             def block(ch: int, i: int) -> nn.Module:
                 return res_block(ch, ch, stop_gradient=cfg.stop_gradient)
+            h = c(cout // 2)
+            # fusion last/none output path + cross = 2h, which a scaled c(cout) need not equal (width 0.26: 48 vs 40)
+            out = c(cout) if cfg.fusion in ("fusion", "first") else 2 * h
             stages.append(nn.Sequential(
-                ConvBNAct(c(cin), c(cout), 3, 2),
-                CSPStage(c(cout), c(cout), block, n=n(reps), fusion=cfg.fusion,
-                         path_chs=c(cout // 2), cross_chs=c(cout // 2)),
+                ConvBNAct(prev, c(cout), 3, 2),
+                CSPStage(c(cout), out, block, n=n(reps), fusion=cfg.fusion, path_chs=h, cross_chs=h),
             ))
+            prev = out
         self.stage2, self.stage3, self.stage4, self.stage5 = stages
-        self.sppcspc = SPPCSPC(c(1024), c(512))
-        self.lat4 = Lateral(c(512), c(256), c(512), c(256))
+        p3_chs, p4_chs = stages[1][1].out_channels, stages[2][1].out_channels
+        self.sppcspc = SPPCSPC(prev, c(512))
+        self.lat4 = Lateral(c(512), c(256), p4_chs, c(256))
         self.csp4 = CSPB(self.lat4.out_channels, c(256), n(2))
-        self.lat3 = Lateral(c(256), c(128), c(256), c(128))
+        self.lat3 = Lateral(c(256), c(128), p3_chs, c(128))
         self.csp3 = CSPB(self.lat3.out_channels, c(128), n(2))
         self.down4 = ConvBNAct(c(128), c(256), 3, 2)
         self.csp_n4 = CSPB(c(256) + c(256), c(256), n(2))
@@ -164,40 +170,56 @@ class CSPDarknet53PAN(nn.Module):
         return self.head3(t3), self.head4(n4), self.head5(n5)
 
 
-def elan_module(cin: int, e: int, out: int, s: int, depth: float = 1.0) -> ELAN:
+def elan_module(cin: int, e: int, out: int, s: int, depth: float = 1.0, scaler: Scaler | None = None) -> ELAN:
     """ELAN-{s}: entries p, q of width e; 4 chained 3×3 convs on q in 4/s computational blocks of s convs, width
-    e·s/2; cat [blocks…, q, p] (4e) → 1×1 → out (ARCHITECTURES.md §2.5b). ``depth`` < 1 keeps fewer blocks."""
+    e·s/2; cat [blocks…, q, p] (4e) → 1×1 → out (docs/reconstructions.md). ``depth`` < 1 keeps fewer blocks;
+    a width-scaled ``scaler`` rounds the block width e·s/2 up to a multiple of 8 (:meth:`Scaler.derived`)."""
     blocks = max(round((4 // s) * depth), 1) if depth != 1.0 else 4 // s
-    return ELAN(cin, out, entry_chs=e, n_blocks=blocks, convs_per_block=s, block_chs=max(1, e * s // 2))
+    w = max(1, e * s // 2)
+    return ELAN(cin, out, entry_chs=e, n_blocks=blocks, convs_per_block=s,
+                block_chs=scaler.derived(w) if scaler else w)
+
+
+BackboneStage = Callable[[int, int, int, int], nn.Module]
 
 
 class ELANBody(nn.Module):
-    """YOLOR-ELAN body: the yolov7-seg skeleton (ARCHITECTURES.md §2.5) with its eight ELAN modules built by
-    the ELAN-{a,b}s rule (a in the four backbone ELANs, b in the four neck ELANs). Returns (256, 512, 1024)."""
+    """YOLOR-ELAN body: the yolov7-seg skeleton (docs/reconstructions.md) with its eight ELAN modules built by
+    the ELAN-{a,b}s rule (a in the four backbone ELANs, b in the four neck ELANs). Returns (256, 512, 1024).
 
-    def __init__(self, cfg: YOLORConfig) -> None:
+    ``backbone_stage(index, in_chs, entry_chs, out_chs)`` builds the four backbone stages (index 0–3, at strides
+    4–32) in place of the ELAN-{a}s modules — how the deep-VoVNet bodies of Table 4 (:mod:`gradpath.models.vovnet`)
+    reuse this skeleton. ``entry_chs`` is the scaled ELAN entry width of that stage (64/128/256/256 at width 1)."""
+
+    def __init__(self, cfg: YOLORConfig, backbone_stage: BackboneStage | None = None) -> None:
         super().__init__()
-        c = Scaler(cfg.width, cfg.depth).c
+        S = Scaler(cfg.width, cfg.depth)
+        c = S.c
         a, b = cfg.elan_stack
         d = cfg.depth
+
+        def default_stage(i: int, cin: int, e: int, out: int) -> nn.Module:
+            return elan_module(cin, e, out, a, d, S)
+
+        stage = backbone_stage or default_stage
         self.stem = nn.Sequential(ConvBNAct(cfg.in_chans, c(32), 3), ConvBNAct(c(32), c(64), 3, 2),
                                   ConvBNAct(c(64), c(64), 3), ConvBNAct(c(64), c(128), 3, 2))
-        self.elan2 = elan_module(c(128), c(64), c(256), a, d)
-        self.down3 = MPDown(c(256), c(128))
-        self.elan3 = elan_module(self.down3.out_channels, c(128), c(512), a, d)
-        self.down4 = MPDown(c(512), c(256))
-        self.elan4 = elan_module(self.down4.out_channels, c(256), c(1024), a, d)
-        self.down5 = MPDown(c(1024), c(512))
-        self.elan5 = elan_module(self.down5.out_channels, c(256), c(1024), a, d)
-        self.sppcspc = SPPCSPC(c(1024), c(512))
-        self.lat4 = Lateral(c(512), c(256), c(1024), c(256))
-        self.elan_t4 = elan_module(self.lat4.out_channels, c(256), c(256), b, d)
-        self.lat3 = Lateral(c(256), c(128), c(512), c(128))
-        self.elan_t3 = elan_module(self.lat3.out_channels, c(128), c(128), b, d)
+        self.elan2 = stage(0, c(128), c(64), c(256))
+        self.down3 = MPDown(self.elan2.out_channels, c(128))
+        self.elan3 = stage(1, self.down3.out_channels, c(128), c(512))
+        self.down4 = MPDown(self.elan3.out_channels, c(256))
+        self.elan4 = stage(2, self.down4.out_channels, c(256), c(1024))
+        self.down5 = MPDown(self.elan4.out_channels, c(512))
+        self.elan5 = stage(3, self.down5.out_channels, c(256), c(1024))
+        self.sppcspc = SPPCSPC(self.elan5.out_channels, c(512))
+        self.lat4 = Lateral(c(512), c(256), self.elan4.out_channels, c(256))
+        self.elan_t4 = elan_module(self.lat4.out_channels, c(256), c(256), b, d, S)
+        self.lat3 = Lateral(c(256), c(128), self.elan3.out_channels, c(128))
+        self.elan_t3 = elan_module(self.lat3.out_channels, c(128), c(128), b, d, S)
         self.down_n4 = MPDown(c(128), c(128))
-        self.elan_n4 = elan_module(self.down_n4.out_channels + c(256), c(256), c(256), b, d)
+        self.elan_n4 = elan_module(self.down_n4.out_channels + c(256), c(256), c(256), b, d, S)
         self.down_n5 = MPDown(c(256), c(256))
-        self.elan_n5 = elan_module(self.down_n5.out_channels + c(512), c(512), c(512), b, d)
+        self.elan_n5 = elan_module(self.down_n5.out_channels + c(512), c(512), c(512), b, d, S)
         self.head3 = ConvBNAct(c(128), c(256), 3)
         self.head4 = ConvBNAct(c(256), c(512), 3)
         self.head5 = ConvBNAct(c(512), c(1024), 3)
@@ -238,7 +260,7 @@ def _ref(table: str, gflops: float, params: float | None, box: float, mask: floa
 _REGS = [
     ("yolor-v3", YOLORConfig(strategy="plain"), _ref(
         "5,6,7,8", 194.6, 64.3, 49.5, 40.9,
-        note="YOLOv3-SPP + ISegment (ARCHITECTURES.md §5.1): params match (64.34M); FLOPs 195.46G are +0.44% "
+        note="YOLOv3-SPP + ISegment (docs/reconstructions.md): params match (64.34M); FLOPs 195.46G are +0.44% "
              "over the paper's 194.6G, which is the no-SPP YOLOv3 (spp=False: 194.61G / 63.29M). No public "
              "layout gives both."),
      "YOLOR-v3: Darknet-53 + SPP + FPN, ISegment (Tables 5-8)"),
@@ -263,7 +285,7 @@ _REGS = [
         "7,8", 143.2, 34.5, 51.4, 41.5, must_match=False,
         note="ELAN-{2,1}s (= yolov7-seg layout). 143.2G matches; params are 38.27M where Table 8 prints 34.5M, "
              "which is the ELAN-{1,1}s count (34.52M, yolor-elan-11). No reading gives 143.2G and 34.5M "
-             "together (ARCHITECTURES.md §2.5b); FLOPs are checked, params are a known paper discrepancy."),
+             "together (docs/reconstructions.md); FLOPs are checked, params are a known paper discrepancy."),
      "YOLOR-ELAN, ELAN-{2,1}s (Tables 7, 8)"),
     ("yolor-elan-11", YOLORConfig(strategy="elan", elan_stack=(1, 1)), _ref("7", 126.4, None, 50.2, 40.6),
      "YOLOR-ELAN, ELAN-{1,1}s (Table 7)"),

@@ -1,5 +1,5 @@
 """YOLOv5-seg (ultralytics v7.0 ``models/segment/yolov5{l,x}-seg.yaml``), the comparison rows of Table 8
-(the paper's "r6.2" names the code base; segmentation configs were released with v7.0). ARCHITECTURES.md §2.1.
+(the paper's "r6.2" names the code base; segmentation configs were released with v7.0). docs/reconstructions.md.
 
 Backbone: 6×6 s2 stem, C3 stages (CSP, fusion first), SPPF; PAN neck of C3 stages without residual; the
 plain (non-implicit) ``Segment`` head with the v5 anchors. ``width``/``depth`` are YOLOv5's width/depth
@@ -14,7 +14,8 @@ from torch import nn
 
 from gradpath.models.detect import ANCHORS_V5, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
-from gradpath.models.yolo_common import check_detector_scale, C3, SPPF, Lateral, Scaler
+from gradpath.models.scaling import Scaler
+from gradpath.models.yolo_common import C3, SPPF, Lateral, check_detector_scale
 from gradpath.nn import ConvBNAct
 
 
@@ -38,20 +39,24 @@ class YOLOv5Body(nn.Module):
         super().__init__()
         S = Scaler(cfg.width, cfg.depth)
         c, n = S.c, S.n
+
+        def c3(c1: int, c2: int, reps: int, shortcut: bool = True) -> C3:
+            return C3(c1, c2, n(reps), shortcut=shortcut, hidden=S.derived(c2 // 2))
+
         self.stem = ConvBNAct(cfg.in_chans, c(64), 6, 2, p=2)
-        self.stage2 = nn.Sequential(ConvBNAct(c(64), c(128), 3, 2), C3(c(128), c(128), n(3)))
-        self.stage3 = nn.Sequential(ConvBNAct(c(128), c(256), 3, 2), C3(c(256), c(256), n(6)))
-        self.stage4 = nn.Sequential(ConvBNAct(c(256), c(512), 3, 2), C3(c(512), c(512), n(9)))
-        self.stage5 = nn.Sequential(ConvBNAct(c(512), c(1024), 3, 2), C3(c(1024), c(1024), n(3)),
-                                    SPPF(c(1024), c(1024)))
+        self.stage2 = nn.Sequential(ConvBNAct(c(64), c(128), 3, 2), c3(c(128), c(128), 3))
+        self.stage3 = nn.Sequential(ConvBNAct(c(128), c(256), 3, 2), c3(c(256), c(256), 6))
+        self.stage4 = nn.Sequential(ConvBNAct(c(256), c(512), 3, 2), c3(c(512), c(512), 9))
+        self.stage5 = nn.Sequential(ConvBNAct(c(512), c(1024), 3, 2), c3(c(1024), c(1024), 3),
+                                    SPPF(c(1024), c(1024), hidden=S.derived(c(1024) // 2)))
         self.lat4 = Lateral(c(1024), c(512), c(512), None)
-        self.c3_t4 = C3(self.lat4.out_channels, c(512), n(3), shortcut=False)
+        self.c3_t4 = c3(self.lat4.out_channels, c(512), 3, shortcut=False)
         self.lat3 = Lateral(c(512), c(256), c(256), None)
-        self.c3_p3 = C3(self.lat3.out_channels, c(256), n(3), shortcut=False)
+        self.c3_p3 = c3(self.lat3.out_channels, c(256), 3, shortcut=False)
         self.down4 = ConvBNAct(c(256), c(256), 3, 2)
-        self.c3_p4 = C3(c(256) + c(256), c(512), n(3), shortcut=False)
+        self.c3_p4 = c3(c(256) + c(256), c(512), 3, shortcut=False)
         self.down5 = ConvBNAct(c(512), c(512), 3, 2)
-        self.c3_p5 = C3(c(512) + c(512), c(1024), n(3), shortcut=False)
+        self.c3_p5 = c3(c(512) + c(512), c(1024), 3, shortcut=False)
         self.out_channels = (c(256), c(512), c(1024))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ Gradient-flow truncation (``fusion``):
 - ``"fusion"``: transition → concat → transition (CSPC; YOLOR-CSP)
 - ``"first"``:  concat → transition (fusion first; no transition on the path)
 - ``"last"``:   transition → concat (fusion last; the stage outputs the concatenation)
-- ``"none"``:   split → concat, no transition anywhere (Table 6's "no fusion", ARCHITECTURES.md §2.4)
+- ``"none"``:   split → concat, no transition anywhere (Table 6's "no fusion", docs/reconstructions.md)
 
 For ``last``/``none`` the output width is path + cross, so ``out_chs`` must equal that.
 ``split`` (default 0.5) is the share of ``out_chs`` given to the computational path when ``path_chs`` and

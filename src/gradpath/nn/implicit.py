@@ -3,7 +3,7 @@
 - ``ImplicitA(C)``: a learned per-channel offset added to a feature map, y = x + a, a ~ N(0, 0.02).
 - ``ImplicitM(C)``: a learned per-channel scale, y = x · m, m ~ N(1, 0.02).
 
-Neither is counted in FLOPs (YOLOv5's counting rule, ARCHITECTURES.md §0); both are counted as parameters.
+Neither is counted in FLOPs (YOLOv5's counting rule, docs/counting.md); both are counted as parameters.
 Shapes: (N, C, H, W) → (N, C, H, W) (any trailing dims broadcast against (1, C, 1, 1)).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Residual connections at the layer level (paper §2.2, PRN; Fig. 9 stop-gradient ablations).
 
 All forms are out-of-place (cat/pad/slice, never ``y[:, :k] += x``) so the gradient-path analyzer can follow
-channel groups through them (GRADIENT_PATHS.md §2.3).
+channel groups through them (docs/gradient-paths.md).
 
 - ``add``:    y = x + F(x)                          (ResNet / darknet shortcut)
 - ``masked``: y = F(x) + [x on a subset of channels] (PRN masked residual; the rest get no identity)
@@ -11,7 +11,7 @@ channel groups through them (GRADIENT_PATHS.md §2.3).
 - ``none``:   y = F(x)
 
 Stop-gradient (Fig. 9): ``"identity"`` detaches the identity branch (9a); ``"block"`` detaches the block's
-*input* (9b; detaching its output would leave the block without gradient, GRADIENT_PATHS.md §6.6).
+*input* (9b; detaching its output would leave the block without gradient, docs/gradient-paths.md).
 """
 from __future__ import annotations
 
