@@ -181,3 +181,115 @@ def test_hsv_changes_colour_only(tri_data):
     b = hsv[1]
     assert not torch.equal(a["img"], b["img"])
     assert torch.equal(a["masks"], b["masks"]) and torch.equal(a["boxes"], b["boxes"])
+
+
+def _square_sample():
+    """A 32x32 grey sample with a red 8x8 square at x 2..10, y 4..12 (an instance with a mask) and a box-only
+    instance at x 18..30, y 0..16 whose left part the square's mirror image (x 22..30) will partly cover."""
+    img = np.full((32, 32, 3), 90, np.uint8)
+    img[4:12, 2:10] = RED
+    full = np.zeros((32, 32), bool)
+    full[4:12, 2:10] = True
+    boxes = np.array([[2, 4, 10, 12], [10, 0, 24, 32]], np.float64)
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[0, 1:3, 0:3] = 1  # cell centres (4c + 2) inside the square: x 2, 6 (and 10 on its edge), y 6, 10
+    masks[1, :, 2:6] = 1
+    return img, boxes, np.array([0, 1]), masks, np.array([True, False]), full
+
+
+def test_copy_paste_mirrors_the_instance_with_its_mask_and_box():
+    img, boxes, cls, masks, has_seg, full = _square_sample()
+    out, b, c, m = aug.copy_paste(img, boxes, cls, masks, has_seg, lambda j: full, 1.0, random.Random(0))
+    # mirrored box x 32-10..32-2 = 22..30 covers (24-22)*32 / (14*32) = 14% of the box-only instance: pasted
+    np.testing.assert_array_equal(b, [[2, 4, 10, 12], [10, 0, 24, 32], [22, 4, 30, 12]])
+    assert c.tolist() == [0, 1, 0]
+    assert (out[4:12, 22:30] == RED).all() and (out[4:12, 2:10] == RED).all()
+    assert (out[:4] == img[:4]).all() and (out[12:] == img[12:]).all() and (out[:, 10:22] == img[:, 10:22]).all()
+    np.testing.assert_array_equal(m[2], masks[0][:, ::-1])
+    np.testing.assert_array_equal(m[0], masks[0])
+    # the box-only instance loses the cells the copy now covers (x centre 22 -> column 5, rows 1-2)
+    expect = masks[1].copy()
+    expect[1:3, 5] = 0
+    np.testing.assert_array_equal(m[1], expect)
+
+
+def test_copy_paste_skips_copies_that_would_hide_an_instance():
+    img, boxes, cls, masks, has_seg, full = _square_sample()
+    boxes[1] = [20, 0, 28, 16]  # the mirror (22..30) would cover 6/8 = 75% of it
+    out, b, c, m = aug.copy_paste(img, boxes, cls, masks, has_seg, lambda j: full, 1.0, random.Random(0))
+    assert np.array_equal(out, img) and len(b) == 2 and len(m) == 2
+    # p * (instances with a mask) rounds to 0: nothing happens either
+    assert aug.copy_paste(img, boxes, cls, masks, has_seg, lambda j: full, 0.4, random.Random(0))[0] is img
+
+
+def test_mixup_blends_with_a_beta_32_32_weight():
+    a = np.full((4, 4, 3), 200, np.uint8)
+    b = np.full((4, 4, 3), 100, np.uint8)
+    r = random.Random(3).betavariate(32.0, 32.0)
+    got = aug.mixup(a, b, random.Random(3))
+    assert 0.3 < r < 0.7 and (got == int(200 * r + 100 * (1 - r))).all()
+
+
+def _check_aligned(item, S, red_check=True):
+    boxes = item["boxes"].numpy() * S
+    xyxy = np.stack([boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 1] - boxes[:, 3] / 2,
+                     boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2], 1)
+    mb = _mask_boxes(item["masks"], 4).numpy()
+    has = item["masks"].flatten(1).any(1).bool().numpy()
+    assert (mb[has, :2] >= xyxy[has, :2] - 4.01).all() and (mb[has, 2:] <= xyxy[has, 2:] + 4.01).all()
+    hits = []
+    if red_check:
+        img = item["img"].numpy()
+        for m in item["masks"].numpy():
+            ii, jj = np.nonzero(m)
+            px = img[:, ii * 4 + 2, jj * 4 + 2].astype(int)
+            hits += ((px[0] - px[1]) > 40).tolist()
+    return len(boxes), hits
+
+
+def test_copy_paste_in_the_dataset_keeps_masks_boxes_and_pixels_aligned(tri_data):
+    plain = build_dataset(tri_data, "train", imgsz=96, augment=True,
+                          hyp={**NO_COLOUR, "mosaic": 1.0, "scale": 0.3, "fliplr": 0.0})
+    pasted = build_dataset(tri_data, "train", imgsz=96, augment=True,
+                           hyp={**NO_COLOUR, "mosaic": 1.0, "scale": 0.3, "fliplr": 0.0, "copy_paste": 1.0})
+    n_plain = n_pasted = 0
+    hits = []
+    for k in range(8):
+        random.seed(k)
+        n_plain += len(plain[k % 4]["cls"])
+        random.seed(k)
+        n, h = _check_aligned(pasted[k % 4], 96)
+        n_pasted += n
+        hits += h
+    assert n_pasted > n_plain  # copies were added (same random draws up to the paste)
+    assert np.mean(hits) > 0.9, np.mean(hits)
+
+
+def test_mixup_in_the_dataset_adds_the_second_samples_instances(tri_data):
+    hyp = {**NO_COLOUR, "mosaic": 1.0, "scale": 0.3, "fliplr": 0.0}
+    plain = build_dataset(tri_data, "train", imgsz=96, augment=True, hyp=hyp)
+    mixed = build_dataset(tri_data, "train", imgsz=96, augment=True, hyp={**hyp, "mixup": 1.0})
+    random.seed(5)
+    first = plain[1]
+    random.seed(5)
+    item = mixed[1]
+    n = len(first["cls"])
+    assert len(item["cls"]) > n  # both samples' instances
+    torch.testing.assert_close(item["boxes"][:n], first["boxes"])
+    assert torch.equal(item["masks"][:n], first["masks"])
+    _check_aligned(item, 96, red_check=False)
+    # the image is a blend: where the first sample was red and the second grey background, R is in between
+    assert not torch.equal(item["img"], first["img"])
+
+
+def test_flipud_mirrors_image_boxes_and_masks(tri_data):
+    val = build_dataset(tri_data, "val", imgsz=64)
+    flip = build_dataset(tri_data, "train", imgsz=64, augment=True,
+                         hyp={**NO_COLOUR, "mosaic": 0.0, "scale": 0.0, "translate": 0.0, "fliplr": 0.0,
+                              "flipud": 1.0})
+    a, b = val[2], flip[2]
+    assert torch.equal(b["img"], a["img"].flip(-2))
+    assert torch.equal(b["masks"], a["masks"].flip(-2))
+    expect = a["boxes"].clone()
+    expect[:, 1] = 1 - expect[:, 1]
+    torch.testing.assert_close(b["boxes"], expect)

@@ -212,3 +212,56 @@ def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0,
 
 
 SEGMENT_AREA_THR, BOX_AREA_THR = 0.01, 0.1  # box_candidates' area thresholds (YOLOv5-seg / YOLOv5 detection)
+
+
+def mixup(img: np.ndarray, other: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Blend two (S, S, 3) uint8 samples with a Beta(32, 32) weight (about 0.5 +/- 0.06), as YOLOv5 does; the
+    caller concatenates both samples' instances (each object stays a target at its own place)."""
+    r = rng.betavariate(32.0, 32.0)
+    return (img.astype(np.float32) * r + other.astype(np.float32) * (1.0 - r)).astype(np.uint8)
+
+
+def box_ioa(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection of one xyxy ``box`` with each of ``boxes``, over the area of each of ``boxes``."""
+    iw = (np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])).clip(0)
+    ih = (np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])).clip(0)
+    return iw * ih / ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + 1e-16)
+
+
+COPY_PASTE_MAX_IOA = 0.30  # a pasted copy may cover at most this fraction of any existing box (YOLOv5's limit)
+
+
+def copy_paste(img: np.ndarray, boxes: np.ndarray, cls: np.ndarray, masks: np.ndarray, has_seg: np.ndarray,
+               full_mask, p: float, rng: random.Random) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """YOLOv5's segment copy-paste on an (S, S, 3) sample: ``round(p * n)`` randomly chosen instances with a real
+    mask are mirrored left-right and their mirror-image pixels pasted over the sample, unless the mirrored box
+    would cover more than 30% of an existing one. Pasted instances are appended (box mirrored, mask the mirrored
+    ``S/4`` mask); the pasted pixels are removed from the masks of instances they cover.
+
+    ``full_mask(j)`` gives instance ``j``'s (S, S) bool mask at output resolution (computed only for the chosen
+    ones). NOTE: YOLOv5 pastes on the 2S mosaic canvas before the affine; here it is done on the S output after
+    it, which mirrors within the visible frame (the copy is always visible) and needs no canvas-size masks."""
+    cand = np.nonzero(has_seg)[0]
+    k = round(p * len(cand))
+    if k == 0:
+        return img, boxes, cls, masks
+    S = img.shape[1]
+    mirrored = img[:, ::-1]
+    out = img.copy()
+    boxes_l, cls_l, masks_l = list(boxes), list(cls), list(masks)
+    for j in rng.sample(list(cand), k):
+        b = boxes[j]
+        mb = np.array([S - b[2], b[1], S - b[0], b[3]], boxes.dtype)
+        if (box_ioa(mb, np.array(boxes_l).reshape(-1, 4)) >= COPY_PASTE_MAX_IOA).any():
+            continue
+        m = full_mask(j)[:, ::-1]
+        out[m] = mirrored[m]
+        m4 = masks[j][:, ::-1]
+        for q in range(len(masks_l)):  # the copy hides what it covers
+            masks_l[q] = masks_l[q] & (1 - m4)
+        boxes_l.append(mb)
+        cls_l.append(cls[j])
+        masks_l.append(np.ascontiguousarray(m4))
+    g = masks.shape[1:]
+    return (out, np.array(boxes_l, boxes.dtype).reshape(-1, 4), np.array(cls_l, cls.dtype),
+            np.array(masks_l, masks.dtype).reshape(-1, *g))

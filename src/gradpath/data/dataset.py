@@ -109,10 +109,47 @@ class DetectionDataset(Dataset):
         S = self.imgsz
         rng = random
         hyp = self.hyp
+        # YOLOv5 applies copy-paste and mixup to mosaic samples only; so does this
+        mosaic = self.augment and hyp.mosaic > 0 and rng.random() < hyp.mosaic
+        img, boxes, cls, masks, shape0, lb = self._compose(i, mosaic, rng)
+        if mosaic and hyp.mixup > 0 and rng.random() < hyp.mixup:
+            img2, boxes2, cls2, masks2, _, _ = self._compose(rng.randrange(len(self)), True, rng)
+            img = aug.mixup(img, img2, rng)
+            boxes, cls, masks = (np.concatenate(pair) for pair in ((boxes, boxes2), (cls, cls2), (masks, masks2)))
+        masks_t = torch.from_numpy(masks)
+        if self.augment:
+            if rng.random() < hyp.flipud:
+                img = img[::-1]
+                masks_t = masks_t.flip(-2)
+                boxes = np.stack([boxes[:, 0], S - boxes[:, 3], boxes[:, 2], S - boxes[:, 1]], 1)
+            if rng.random() < hyp.fliplr:
+                img = img[:, ::-1]
+                masks_t = masks_t.flip(-1)
+                boxes = np.stack([S - boxes[:, 2], boxes[:, 1], S - boxes[:, 0], boxes[:, 3]], 1)
+            img = aug.hsv_jitter(img, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v, rng)
+        b = torch.from_numpy(boxes).float() / S
+        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+        r, _, _, left, top = lb
+        return {
+            "img": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+            "cls": torch.from_numpy(cls).float(),
+            "boxes": cxcywh.reshape(-1, 4),
+            "masks": masks_t.contiguous(),
+            "image_id": int(self.records[i].image_id),
+            "orig_shape": (int(shape0[0]), int(shape0[1])),
+            "ratio_pad": ((r, r), (float(left), float(top))),
+        }
+
+    def _compose(self, i: int, mosaic: bool, rng: Any) -> tuple:
+        """Image ``i`` letterboxed (or a mosaic around it), through the random affine when augmenting, with its
+        surviving instances, and copy-paste on mosaics: ``(img (S, S, 3), xyxy boxes in canvas pixels, cls,
+        masks (n, S/4, S/4), original shape, letterbox parameters)``."""
+        S = self.imgsz
+        hyp = self.hyp
         first = self.load(i)
         img0, boxes0, cls0, masks0, has_seg0, shape0, lb = first
         r, nh, nw, left, top = lb
-        if self.augment and hyp.mosaic > 0 and rng.random() < hyp.mosaic:
+        if mosaic:
             canvas, parts = self._mosaic(i, first, rng)
         else:
             canvas = place_on_canvas(img0, S, left, top)
@@ -124,42 +161,34 @@ class DetectionDataset(Dataset):
             M, rotated = np.eye(3), False
         img = aug.warp_image(canvas, M, S)
 
-        all_boxes, before, all_cls, all_masks, all_seg = [], [], [], [], []
-        for boxes, cls, masks, has_seg, place in parts:
+        all_boxes, before, all_cls, all_masks, all_seg, origin = [], [], [], [], [], []
+        for k, (boxes, cls, masks, has_seg, place) in enumerate(parts):
             after, _ = aug.instance_boxes(boxes, has_seg, masks, place, M, S, rotated)
             all_boxes.append(after)
             before.append(aug.candidate_reference(boxes, place, canvas.shape[:2], M))
             all_cls.append(cls)
             all_masks.append(aug.sample_masks(masks, place, M, S, aug.MASK_STRIDE))
             all_seg.append(has_seg)
+            origin += [(k, j) for j in range(len(boxes))]
         boxes = np.concatenate(all_boxes)
         cls = np.concatenate(all_cls)
         masks = np.concatenate(all_masks)
+        has_seg = np.concatenate(all_seg)
         if self.augment:
-            area_thr = np.where(np.concatenate(all_seg), aug.SEGMENT_AREA_THR, aug.BOX_AREA_THR)
+            area_thr = np.where(has_seg, aug.SEGMENT_AREA_THR, aug.BOX_AREA_THR)
             keep = aug.box_candidates(np.concatenate(before), boxes, area_thr=area_thr)
         else:
             keep = ((boxes[:, 2] - boxes[:, 0]) >= 1) & ((boxes[:, 3] - boxes[:, 1]) >= 1)
-        boxes, cls, masks = boxes[keep], cls[keep], masks[keep]
+        boxes, cls, masks, has_seg = boxes[keep], cls[keep], masks[keep], has_seg[keep]
+        origin = [o for o, kept in zip(origin, keep) if kept]
+        if mosaic and hyp.copy_paste > 0:
+            def full_mask(j: int) -> np.ndarray:  # instance j's mask at output resolution, only when pasted
+                k, local = origin[j]
+                m, place = parts[k][2], parts[k][4]
+                return aug.sample_masks(m[:, :, local:local + 1], place, M, S, 1)[0].astype(bool)
 
-        masks_t = torch.from_numpy(masks)
-        if self.augment:
-            if rng.random() < hyp.fliplr:
-                img = img[:, ::-1]
-                masks_t = masks_t.flip(-1)
-                boxes = np.stack([S - boxes[:, 2], boxes[:, 1], S - boxes[:, 0], boxes[:, 3]], 1)
-            img = aug.hsv_jitter(img, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v, rng)
-        b = torch.from_numpy(boxes).float() / S
-        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
-        return {
-            "img": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
-            "cls": torch.from_numpy(cls).float(),
-            "boxes": cxcywh.reshape(-1, 4),
-            "masks": masks_t.contiguous(),
-            "image_id": int(self.records[i].image_id),
-            "orig_shape": (int(shape0[0]), int(shape0[1])),
-            "ratio_pad": ((r, r), (float(left), float(top))),
-        }
+            img, boxes, cls, masks = aug.copy_paste(img, boxes, cls, masks, has_seg, full_mask, hyp.copy_paste, rng)
+        return img, boxes, cls, masks, shape0, lb
 
     def _mosaic(self, i: int, first: tuple, rng: Any) -> tuple[np.ndarray, list]:
         """Four images around a random centre of a 2S canvas (tiles cropped at the canvas edge)."""
