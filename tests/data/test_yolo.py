@@ -94,7 +94,7 @@ def test_imgsz_must_be_multiple_of_32(yolo_factory):
 
 
 def test_one_point_polygon_is_dropped_with_one_warning(yolo_factory):
-    """Regression (issue 11, defect 4): a 1-point row used to abort the dataset; it is dropped (a point has no
+    """Regression: a 1-point row used to abort the dataset; it is dropped (a point has no
     box either), the other rows are kept, and one warning counts the drops of every file."""
     y = yolo_factory({"a.png": (20, 40, "0 0.1 0.2\n1 0.5 0.5 0.2 0.2\n0 0.3 0.3\n"),
                       "b.png": (20, 40, "1 0.7 0.7\n")}, ["x", "y"])
