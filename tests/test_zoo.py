@@ -156,7 +156,8 @@ EXACT_PARAMS = {
     "yolov5l-seg": 47_894_397, "yolov5x-seg": 88_774_445, "yolor-v3": 64_335_194, "yolor-csp": 54_252_314,
     "yolor-elan": 38_268_602, "yolor-elan-11": 34_516_282, "yolor-elan-22": 48_408_506,
 }
-EXACT_WEIGHTS = {"darknet53": 41_573_216, "csp-darknet53": 27_605_856, "resnet50": 22_734_016}
+EXACT_WEIGHTS = {"darknet53": 41_573_216, "csp-darknet53": 27_605_856, "resnet50": 22_734_016,
+                 "csp-resnet50": 21_566_656, "resnext50": 22_190_784, "csp-resnext50": 20_499_136}
 
 
 @pytest.mark.parametrize("name", sorted(EXACT_PARAMS) + sorted(EXACT_WEIGHTS))
