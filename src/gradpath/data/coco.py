@@ -42,9 +42,7 @@ def read_coco_json(path: Path, problems: Problems | None = None) -> dict | None:
     st = Path(path).stat()
     try:
         data = _read_json_cached(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-    except DataError as e:
-        if problems.strict:
-            raise
+    except DataError as e:  # named relative to the dataset root, like every other problem
         problems.error(path, str(e).split(": ", 1)[1])
         return None
     if not isinstance(data, dict):
@@ -83,6 +81,10 @@ def read_categories(path: Path, root: Path | None = None) -> list[tuple[int, str
     problems = Problems(strict=True, root=root)
     data = read_coco_json(path, problems)
     return _categories(data, path, problems)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _is_num(x: Any) -> bool:
@@ -155,11 +157,16 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
             ident = f"image {im['id']}" if "id" in im else f"image {i}"
             problems.error(ann_file, f"{ident} has no '{missing[0]}'")
             continue
+        if not _is_int(im["id"]):
+            problems.error(ann_file, f"image {i}: 'id' must be an integer, got {im['id']!r}")
+            continue
         if im["id"] in images:
             problems.error(ann_file, f"image id {im['id']} appears twice")
             continue
-        if not (isinstance(im["height"], int) and isinstance(im["width"], int) and im["height"] > 0
-                and im["width"] > 0):
+        if not isinstance(im["file_name"], str) or not im["file_name"]:
+            problems.error(ann_file, f"image {im['id']}: 'file_name' must be a non-empty string")
+            continue
+        if not (_is_int(im["height"]) and _is_int(im["width"]) and im["height"] > 0 and im["width"] > 0):
             problems.error(ann_file, f"image {im['id']}: height/width must be positive integers")
             continue
         images[im["id"]] = im
@@ -171,6 +178,7 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
     gt_anns = []
     n_degenerate = 0
     degenerate_polys: list[str] = []
+    ann_ids: set[int] = set()
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             problems.error(ann_file, f"annotation {i} is not an object")
@@ -180,6 +188,14 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
         if missing:
             problems.error(ann_file, f"{what} has no '{missing[0]}'")
             continue
+        bad = next((k for k in ("id", "image_id", "category_id") if not _is_int(ann[k])), None)
+        if bad is not None:
+            problems.error(ann_file, f"annotation {i}: '{bad}' must be an integer, got {ann[bad]!r}")
+            continue
+        if ann["id"] in ann_ids:  # COCOeval indexes annotations by id: a duplicate would replace the other
+            problems.error(ann_file, f"annotation id {ann['id']} appears twice")
+            continue
+        ann_ids.add(ann["id"])
         im = images.get(ann["image_id"])
         if im is None:
             problems.error(ann_file, f"{what}: image_id {ann['image_id']} is not in 'images'")
@@ -191,15 +207,19 @@ def parse_coco_split(ann_file: Path, images_dir: Path, category_ids: list[int], 
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
             problems.error(ann_file, f"{what}: 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
             continue
+        if bbox[2] < 0 or bbox[3] < 0:
+            problems.error(ann_file, f"{what}: 'bbox' width and height must be >= 0, got {bbox!r}")
+            continue
         h, w = im["height"], im["width"]
         n_before = len(degenerate_polys)
         seg = _check_segmentation(ann.get("segmentation"), h, w, what, ann_file, problems, degenerate_polys)
         if seg is INVALID:
             continue  # reported above
-        crowd = int(ann.get("iscrowd", 0))
-        if crowd not in (0, 1):
+        crowd = ann.get("iscrowd", 0)
+        if isinstance(crowd, bool) or crowd not in (0, 1):
             problems.error(ann_file, f"{what}: 'iscrowd' must be 0 or 1")
             continue
+        crowd = int(crowd)
         x, y, bw, bh = (float(v) for v in bbox)
         x1, y1 = min(max(x, 0.0), w), min(max(y, 0.0), h)
         x2, y2 = min(max(x + bw, 0.0), w), min(max(y + bh, 0.0), h)

@@ -135,6 +135,9 @@ def load_data_config(data: str | Path | DataConfig) -> DataConfig:
             raise DataError(f"{where}: missing '{s}' split")
         splits[s] = _parse_split(s, raw[s], root, where)
     names = _parse_names(raw.get("names"), where)
+    nc = raw.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 1):
+        raise DataError(f"{where}: 'nc' must be a positive integer, got {nc!r}")
     if names is None and raw.get("nc") is not None:
         names = [f"class{i}" for i in range(int(raw["nc"]))]
     if names is not None and raw.get("nc") is not None and int(raw["nc"]) != len(names):

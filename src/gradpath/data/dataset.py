@@ -27,7 +27,7 @@ from gradpath.data.config import DataConfig, load_data_config
 from gradpath.data.images import image_size, letterbox_params, place_on_canvas, read_image, resize_long_side
 from gradpath.data.records import ImageRecord, Problems
 from gradpath.data.yolo import parse_yolo_split
-from gradpath.errors import DataError, GradpathError
+from gradpath.errors import DataError, GradpathError, GradpathWarning
 from gradpath.hyp import SegmentHyp, segment_hyp
 
 
@@ -286,7 +286,7 @@ def build_dataset(cfg: DataConfig | str | Path, split: str = "train", imgsz: int
         n_poly = problems.counts["degenerate_polygons"]
         dropped = f" ({n_poly} polygon(s) with fewer than 3 points dropped, boxes kept)" if n_poly else ""
         warnings.warn(f"{len(problems.warnings)} data warning(s) in split {split!r}{dropped}, first: {first}; "
-                      "run `gradpath check-data` to list them", stacklevel=2)
+                      "run `gradpath check-data` to list them", GradpathWarning, stacklevel=2)
     c2c = cfg.category_ids if cfg.category_ids is not None else [k + 1 for k in range(cfg.nc)]
     return DetectionDataset(records, cfg.names, c2c, imgsz, augment, hyp, gt_source, cfg.root, cache=cache)
 

@@ -40,9 +40,12 @@ def _open_error(path: Path, e: BaseException) -> DataError:
     if isinstance(e, IsADirectoryError):
         return DataError(f"{path}: is a folder, not an image file")
     if isinstance(e, Image.DecompressionBombError):
-        return DataError(f"{path}: image too large ({e}); PIL refuses it as a possible decompression bomb")
+        size = str(e).split(",")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        return DataError(f"{path}: image too large, refused as a possible decompression bomb ({size})")
     if isinstance(e, OSError) and Path(path).is_file() and Path(path).stat().st_size == 0:
         return DataError(f"{path}: empty image file (0 bytes)")
+    if isinstance(e, UnidentifiedImageError):  # PIL's message repeats the path
+        return DataError(f"{path}: corrupt or unreadable image (not a format PIL can identify)")
     detail = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
     return DataError(f"{path}: corrupt or unreadable image ({detail})")
 

@@ -59,10 +59,16 @@ def parse_label_file(path: Path, nc: int, problems: Problems) -> tuple[np.ndarra
         return None
     cls, boxes, segs = [], [], []
     degenerate_lines: list[int] = []
+    seen: dict[tuple[str, ...], int] = {}
+    duplicates: list[int] = []
     for ln, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
+        if tuple(parts) in seen:  # the same instance twice would be two targets for one object (YOLOv5 drops it)
+            duplicates.append(ln)
+            continue
+        seen[tuple(parts)] = ln
         try:
             vals = [float(v) for v in parts]
         except ValueError:
@@ -102,6 +108,9 @@ def parse_label_file(path: Path, nc: int, problems: Problems) -> tuple[np.ndarra
         cls.append(int(c))
         boxes.append(box)
         segs.append(seg)
+    if duplicates:
+        problems.warn(path, f"{len(duplicates)} duplicate row(s) dropped (line "
+                            f"{', '.join(map(str, duplicates[:5]))}{', ...' if len(duplicates) > 5 else ''})")
     if degenerate_lines:
         problems.counts["degenerate_polygons"] += len(degenerate_lines)
         problems.warn(path, f"{len(degenerate_lines)} polygon(s) with fewer than 3 points dropped (line "
