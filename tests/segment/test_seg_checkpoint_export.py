@@ -7,16 +7,17 @@ import os
 import pytest
 import torch
 
+from gradpath.cli import main
+from gradpath.deploy import export_model, parity
 from gradpath.engine.checkpoint import (
-    checkpoint_meta,
     load_checkpoint,
     make_checkpoint,
+    model_config_dict,
     model_from_checkpoint,
     save_checkpoint,
 )
 from gradpath.errors import GradpathError
 from gradpath.models import create_model
-from gradpath.tasks.segment.export import export_model, parity
 
 SMALL = {"num_classes": 3, "width": 0.25, "depth": 0.34}
 
@@ -27,9 +28,9 @@ def csp():
     return create_model("yolor-csp", **SMALL).eval()
 
 
-def test_save_is_atomic(tmp_path, monkeypatch):
+def test_save_is_atomic(tmp_path, monkeypatch, csp):
     path = tmp_path / "w" / "last.pt"
-    save_checkpoint(path, {"epoch": 1, "t": torch.ones(3)})
+    save_checkpoint(path, make_checkpoint(csp, task="segment", epoch=1))
     assert load_checkpoint(path)["epoch"] == 1
 
     real_save = torch.save
@@ -40,12 +41,10 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, {"epoch": 2})
+        save_checkpoint(path, make_checkpoint(csp, task="segment", epoch=2))
     monkeypatch.setattr(torch, "save", real_save)
     assert load_checkpoint(path)["epoch"] == 1  # the previous file is intact
     assert os.listdir(path.parent) == ["last.pt"]  # and no temp file is left behind
-    save_checkpoint({"epoch": 3}, path)  # the trainer's (state, path) order is accepted too
-    assert load_checkpoint(path)["epoch"] == 3
 
 
 def test_load_errors(tmp_path):
@@ -68,10 +67,11 @@ def test_load_errors(tmp_path):
 
 def test_round_trip_and_other_models_checkpoint(tmp_path, csp):
     path = tmp_path / "best.pt"
-    save_checkpoint(path, make_checkpoint(csp, names=["a", "b", "c"], imgsz=64, epoch=4))
+    save_checkpoint(path, make_checkpoint(csp, task="segment", meta={"names": ["a", "b", "c"], "imgsz": 64},
+                                          epoch=4))
     model, ck = model_from_checkpoint(path)
     assert model.gradpath_name == "yolor-csp" and model.gradpath_config == csp.gradpath_config
-    assert checkpoint_meta(ck) == {"names": ["a", "b", "c"], "imgsz": 64}
+    assert ck["meta"] == {"names": ["a", "b", "c"], "imgsz": 64} and ck["epoch"] == 4 and ck["task"] == "segment"
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x)[0], csp(x)[0])
@@ -79,29 +79,31 @@ def test_round_trip_and_other_models_checkpoint(tmp_path, csp):
     with pytest.raises(GradpathError, match="checkpoint of model 'yolor-csp', not 'yolor-elan'"):
         model_from_checkpoint(path, expect_model="yolor-elan")
     # weights of yolor-csp stored under another model's name: named mismatch, not a PyTorch traceback
-    ck = make_checkpoint(create_model("yolor-elan", **SMALL))
-    ck["model_state"] = csp.state_dict()
+    ck = make_checkpoint(create_model("yolor-elan", **SMALL), task="segment")
+    ck["weights"] = csp.state_dict()
     save_checkpoint(path, ck)
     with pytest.raises(GradpathError, match=r"do not fit model 'yolor-elan'.*Was it saved from another model"):
         model_from_checkpoint(path)
     # a changed config (another class count) is caught the same way
-    ck = make_checkpoint(csp)
-    ck["model_config"]["num_classes"] = 5
+    ck = make_checkpoint(csp, task="segment")
+    ck["model"]["config"]["num_classes"] = 5
     save_checkpoint(path, ck)
     with pytest.raises(GradpathError, match="shape mismatches"):
         model_from_checkpoint(path)
 
 
-def test_trainer_layout_prefers_ema(tmp_path, csp):
+def test_old_trainer_layout_loads_its_ema(tmp_path, csp):
+    """A checkpoint in gradpath 0.1's trainer layout still loads, with the EMA weights (what was evaluated)."""
     ema = {k: v + 1 if v.is_floating_point() else v for k, v in csp.state_dict().items()}
     ck = {"epoch": 0, "model": csp.state_dict(), "ema": {"ema": ema, "updates": 3},
-          "run_info": {"model": "yolor-csp", "model_overrides": SMALL, "names": ["a", "b", "c"]},
+          "run_info": {"task": "segment", "model": "yolor-csp", "model_overrides": SMALL,
+                       "model_config": model_config_dict(csp), "names": ["a", "b", "c"]},
           "train_args": {"imgsz": 96}}
     save_checkpoint(tmp_path / "last.pt", ck)
     model, ck2 = model_from_checkpoint(tmp_path / "last.pt")
     key = next(k for k, v in ema.items() if v.is_floating_point())
     torch.testing.assert_close(model.state_dict()[key], ema[key])
-    assert checkpoint_meta(ck2) == {"names": ["a", "b", "c"], "imgsz": 96}
+    assert ck2["meta"] == {"names": ["a", "b", "c"], "imgsz": 96}
 
 
 def test_parity_rule():
@@ -137,8 +139,12 @@ def test_export_parity(tmp_path, csp, fmt):
     assert not any(p.requires_grad is False for p in csp.parameters())  # the source model is left untouched
 
 
-def test_export_rejects_bad_args(tmp_path, csp):
+def test_export_rejects_bad_args(tmp_path, csp, capsys):
     with pytest.raises(GradpathError, match="unknown export format"):
         export_model(csp, "tflite", tmp_path / "m", imgsz=64)
-    with pytest.raises(GradpathError, match="multiple of 32"):
-        export_model(csp, "onnx", tmp_path / "m.onnx", imgsz=50)
+    w = tmp_path / "w.pt"
+    save_checkpoint(w, make_checkpoint(csp, task="segment", meta={"names": ["a", "b", "c"], "imgsz": 64}))
+    assert main(["export", "--weights", str(w), "--format", "onnx", "--imgsz", "50"]) == 2
+    err = capsys.readouterr().err
+    assert "multiple of 32" in err and "\n" not in err.strip()
+    assert not (tmp_path / "w.onnx").exists()
