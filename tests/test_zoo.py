@@ -226,9 +226,9 @@ def test_vovnet_plans_differ_only_in_the_backbone_stages() -> None:
         blocks = [getattr(model.body, s) for s in stages]
         assert all(isinstance(b, ELAN) and b.cross_bypass == bypass for b in blocks)
         assert [len(b.blocks) for b in blocks] == [1, 3, 9, 3]
-    rest = [(n, tuple(p.shape)) for n, p in plain.named_parameters() if not n.startswith(tuple(f"body.{s}." for s in stages))]
-    assert rest == [(n, tuple(p.shape)) for n, p in elan.named_parameters()
-                    if not n.startswith(tuple(f"body.{s}." for s in stages))]
+    prefixes = tuple(f"body.{s}." for s in stages)
+    rest = [(n, tuple(p.shape)) for n, p in plain.named_parameters() if not n.startswith(prefixes)]
+    assert rest == [(n, tuple(p.shape)) for n, p in elan.named_parameters() if not n.startswith(prefixes)]
     with pytest.raises(Exception, match="csp=True needs strategy='elan'"):
         create_model("vovnet99", csp=True)
 

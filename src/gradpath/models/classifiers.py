@@ -52,7 +52,8 @@ class ClassifierConfig:
         if self.in_chans < 1:
             raise GradpathError(f"in_chans must be >= 1, got {self.in_chans}")
         if self.fusion not in FUSIONS:
-            raise GradpathError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}.{suggest(str(self.fusion), FUSIONS)}")
+            raise GradpathError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}."
+                                f"{suggest(str(self.fusion), FUSIONS)}")
         if self.fusion != "fusion" and not self.csp:
             raise GradpathError("fusion applies to CSP classifiers only (csp=True)")
         check_stop_gradient(self.stop_gradient)

@@ -2,12 +2,14 @@
 
 Architectures are data: each entry holds a frozen dataclass config; ``create_model`` applies
 overrides with ``dataclasses.replace`` so an unknown field is an error that names the closest valid fields,
-never a silent no-op.
+never a silent no-op, and a value of the wrong type (``spp="maybe"``) is an error that names the field's type.
 """
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -87,31 +89,88 @@ def register_model(
     return deco
 
 
+def _type_name(tp: Any) -> str:
+    """How an annotation reads in an error message: ``bool``, ``float``, ``str or None``, ``list of 2 int``."""
+    if tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"list of {_type_name(args[0])}"
+        return f"list of {len(args)} {' '.join(sorted({_type_name(a) for a in args}))}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(whether ``value`` is of the annotated type, the value in the field's own form).
+
+    Strict where a silent reading would change a model: a bool field takes only True/False (the CLI's yaml
+    parsing turns ``true``/``false`` into bools upstream; ``"maybe"`` stays a string and is refused), an int is
+    never a bool. Lenient where nothing can go wrong: an int is accepted for a float (and stored as float), a list
+    for a tuple (stored as tuple, so configs compare equal). An annotation this does not know passes; the
+    config's ``validate()`` still checks its domain."""
+    if tp is Any:
+        return True, value
+    if tp is type(None):
+        return value is None, value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, conformed = _conform(value, arg)
+            if ok:
+                return True, conformed
+        return False, value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        if len(args) != len(value):
+            return False, value
+        items = [_conform(v, a) for v, a in zip(value, args)]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value
+
+
 def apply_overrides(cfg: Any, overrides: dict[str, Any], model_name: str = "") -> Any:
-    """``dataclasses.replace`` with a helpful error for unknown fields."""
+    """``dataclasses.replace`` with a helpful error for unknown fields and for values of the wrong type."""
     if not overrides:
         return cfg
     names = [f.name for f in dataclasses.fields(cfg)]
+    where = f" for model {model_name!r}" if model_name else ""
     for key in overrides:
         if key not in names:
-            where = f" for model {model_name!r}" if model_name else ""
             raise UnknownOptionError(
                 f"unknown option {key!r}{where}.{suggest(key, names)} Valid options: {', '.join(names)}"
             )
-    new = dataclasses.replace(cfg, **overrides)
+    hints = typing.get_type_hints(type(cfg))
+    conformed = {}
+    for key, value in overrides.items():
+        ok, conformed[key] = _conform(value, hints.get(key, Any))
+        if not ok:
+            raise GradpathError(f"option {key!r}{where} expects {_type_name(hints[key])}, "
+                                f"got {value!r} ({type(value).__name__})")
+    new = dataclasses.replace(cfg, **conformed)
     check = getattr(new, "validate", None)
     if callable(check):
         check()
     return new
 
 
-def _ensure_loaded() -> None:
-    # Importing the model families fills the registry (registration happens at import time).
-    import gradpath.models  # noqa: F401
-
-
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -129,7 +188,6 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
-    _ensure_loaded()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
