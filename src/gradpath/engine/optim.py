@@ -1,8 +1,9 @@
-"""Optimizers and learning-rate schedules of the YOLOv5-r6.2 recipe that the paper trains with (Sec. 5.1).
+"""Optimizers and learning-rate schedules of the YOLOv5 recipe the paper trains with (Sec. 5.1: the paper names
+r6.2; the segmentation code this follows first shipped in YOLOv5 v7.0).
 
-Parameters are split in three groups as that recipe does: conv/linear weights take weight decay, normalisation
-weights and the remaining 1-D parameters do not, and biases get their own group because warm-up starts their
-learning rate high (``warmup_bias_lr``) while every other group starts at 0.
+Parameters are split in three groups as that recipe does: conv/linear weights take weight decay; normalisation
+weights, YOLOR's implicit vectors and the remaining 1-D parameters do not; biases get their own group because
+warm-up starts their learning rate high (``warmup_bias_lr``) while every other group starts at 0.
 The schedule is per *iteration* (a ``LambdaLR`` stepped every optimizer step), so ``--resume`` restores it
 exactly from ``last_epoch``.
 """
@@ -15,14 +16,26 @@ import torch
 from torch import nn
 
 from gradpath.errors import GradpathError
+from gradpath.nn.implicit import ImplicitA, ImplicitM
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "linear")
 
 
+# Modules whose weights are scales or offsets, not filters: decay would pull them towards 0 (a BatchNorm γ or
+# an ImplicitM scale that starts at 1) or shrink a learned offset, so none of their parameters is decayed.
+NO_DECAY_MODULES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm,
+    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, ImplicitA, ImplicitM,
+)
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Three groups: [decayed weights, undecayed weights, biases] (empty groups are dropped)."""
-    norm_types = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+    """Three groups: [decayed weights, undecayed weights, biases] (empty groups are dropped).
+
+    Undecayed: every parameter of a :data:`NO_DECAY_MODULES` module — norms, and YOLOR's implicit vectors, whose
+    (1, C, 1, 1) shape would otherwise pass for a conv weight (yolov7 u7 keeps them out of decay too) — and any
+    other parameter with at most one dimension."""
     decay, no_decay, bias = [], [], []
     seen: set[int] = set()
     for module in model.modules():
@@ -32,7 +45,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             seen.add(id(p))
             if pname == "bias":
                 bias.append(p)
-            elif isinstance(module, norm_types) or p.ndim <= 1:
+            elif isinstance(module, NO_DECAY_MODULES) or p.ndim <= 1:
                 no_decay.append(p)
             else:
                 decay.append(p)
