@@ -31,7 +31,9 @@ def _example(model: Any, imgsz: int | None) -> torch.Tensor:
         raise GradpathError(f"imgsz must be a positive number of pixels, got {imgsz}")
     size = imgsz or getattr(model, "default_imgsz", None) or 224
     chans = getattr(model, "in_chans", None) or 3
-    return torch.randn(1, chans, size, size)
+    # on the model's device: a model built on the meta device is analysed from shapes alone
+    first = next(iter(model.parameters()), None)
+    return torch.randn(1, chans, size, size, device=first.device if first is not None else None)
 
 
 def analyze(
