@@ -8,9 +8,8 @@ adjusted until both hold. Single process, one thread by default (the budget the 
     .venv/bin/python scripts/calibrate_shapes_cls.py --model csp-darknet53 --width 0.25 --depth 0.34 --epochs 6
     .venv/bin/python scripts/calibrate_shapes_cls.py --bench-transforms
 
-The width/depth multipliers go to ``gradpath.create_model`` when the classifier configs accept them; otherwise
-the script builds a stand-in with the same stage plan as ``gradpath.models.classifiers`` (Darknet-53 / its CSP
-form: channels x width, blocks per stage ``max(1, round(n x depth))``) from ``gradpath.nn`` parts.
+Any registered classifier works (``--model darknet53``, ``resnet50``, ...); ``--width``/``--depth`` are its
+multipliers (``gradpath.models.classifiers``).
 """
 from __future__ import annotations
 
@@ -23,49 +22,20 @@ import time
 
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as F
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
 import gradpath
 from gradpath.data.classify import ClassifyDataset, classify_collate, load_classify_data
 from gradpath.data.shapes_cls import DIFFICULTY, default_shapes_cls_root
-from gradpath.errors import GradpathError, UnknownOptionError
-from gradpath.models.heads import ClassifierHead
-from gradpath.nn import ConvBNAct, CSPStage, res_block
+from gradpath.errors import GradpathError
 from gradpath.tasks.classify.metrics import classification_metrics
 
-DARKNET53_STAGES = ((32, 64, 1), (64, 128, 2), (128, 256, 8), (256, 512, 8), (512, 1024, 4))
 
-
-def scaled_darknet53(num_classes: int, width: float, depth: float, csp: bool) -> nn.Module:
-    """Darknet-53 (or CSPDarknet-53) with channels x ``width`` and blocks x ``depth`` (stand-in, see above)."""
-    def ch(c: int) -> int:
-        return max(8, int(round(c * width / 8)) * 8)
-
-    layers: list[nn.Module] = [ConvBNAct(3, ch(32), 3, act="leaky")]
-    for i, (cin, cout, n) in enumerate(DARKNET53_STAGES):
-        n = max(1, round(n * depth))
-        layers.append(ConvBNAct(ch(cin), ch(cout), 3, 2, act="leaky"))
-        if not csp:
-            layers += [res_block(ch(cout), ch(cout) // 2, act="leaky") for _ in range(n)]
-        else:
-            h = ch(cout) if i == 0 else ch(cout) // 2
-            hidden = ch(cout) // 2
-
-            def block(c: int, j: int, hidden: int = hidden) -> nn.Module:
-                return res_block(c, hidden, act="leaky")
-
-            layers.append(CSPStage(ch(cout), ch(cout), block, n, path_chs=h, cross_chs=h, act="leaky"))
-    return nn.Sequential(*layers, ClassifierHead(ch(1024), num_classes))
-
-
-def build_model(name: str, nc: int, width: float, depth: float) -> tuple[nn.Module, str]:
-    try:
-        return gradpath.create_model(name, width=width, depth=depth, num_classes=nc), "registry"
-    except UnknownOptionError:
-        if name not in ("darknet53", "csp-darknet53"):
-            raise
-        return scaled_darknet53(nc, width, depth, csp=name.startswith("csp")), "stand-in"
+def build_model(name: str, nc: int, width: float, depth: float) -> nn.Module:
+    return gradpath.create_model(name, width=width, depth=depth, num_classes=nc)
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -90,11 +60,20 @@ def evaluate(model: nn.Module, loader: DataLoader, names: list[str]) -> dict:
     return classification_metrics(torch.cat(logits), torch.cat(labels), names)
 
 
+def factor_accuracy(confusion: torch.Tensor, names: list[str]) -> str:
+    """Accuracy on each factor of ``<colour>-<pattern>-<shape>`` names: which factor the set makes hard."""
+    parts = [n.split("-") for n in names]
+    if any(len(q) != 3 for q in parts):
+        return ""
+    out = []
+    for f, label in enumerate(("colour", "pattern", "shape")):
+        same = torch.tensor([[a[f] == b[f] for b in parts] for a in parts])
+        out.append(f"{label} {float(confusion[same].sum()) / float(confusion.sum()):.3f}")
+    return "  ".join(out)
+
+
 def bench_transforms(n: int = 3000) -> None:
     """PIL crop+resize+flip vs torchvision.transforms.v2 on a uint8 tensor, 64-px image, one thread."""
-    from PIL import Image
-    import torchvision.transforms.v2.functional as F  # only this benchmark needs torchvision
-
     img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     for _ in range(2):
         t0 = time.perf_counter()
@@ -119,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--imgsz", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--n-train", type=int, default=200, help="images per class")
@@ -150,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                               drop_last=True)
     val_loader = DataLoader(val, 256, collate_fn=classify_collate)
 
-    model, source = build_model(args.model, data.nc, args.width, args.depth)
+    model = build_model(args.model, data.nc, args.width, args.depth)
     params = sum(q.numel() for q in model.parameters())
-    print(f"model {args.model} width {args.width} depth {args.depth} ({source}): {params / 1e6:.3f} M params")
+    print(f"model {args.model} width {args.width} depth {args.depth}: {params / 1e6:.3f} M params")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * len(train_loader)
-    warmup = min(len(train_loader), steps // 2)  # up to one epoch of linear warm-up, then cosine to zero
+    warmup = min(args.warmup_steps, steps // 2)  # linear warm-up, then cosine to zero
 
     def lr_factor(step: int) -> float:
         if step < warmup:
@@ -178,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         m = evaluate(model, val_loader, list(data.names))
         elapsed = time.perf_counter() - t_train
         print(f"epoch {epoch + 1}/{args.epochs}  loss {total / seen:.3f}  top1 {m['top1']:.4f}  "
-              f"top5 {m['top5']:.4f}  {elapsed:.0f} s", flush=True)
+              f"top5 {m['top5']:.4f}  {factor_accuracy(m['confusion'], list(data.names))}  {elapsed:.0f} s",
+              flush=True)
         if elapsed > args.time_limit and epoch + 1 < args.epochs:
             print(f"time limit {args.time_limit:.0f} s reached: stopping (schedule not finished)")
             break

@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 from torch.utils.data import Dataset
 
 from gradpath.data.images import IMAGE_SUFFIXES, read_image
+from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.errors import DataError, GradpathError, suggest
 
 __all__ = ["CLASSIFY_HYP", "ClassifyData", "ClassifyDataset", "load_classify_data", "resolve_classify_hyp",
@@ -149,8 +151,6 @@ def _resolve(base: Path, p: Any) -> Path:
 
 
 def _from_yaml(path: Path) -> ClassifyData:
-    import yaml
-
     where = path.name
     try:
         raw = yaml.safe_load(path.read_text())
@@ -192,8 +192,6 @@ def load_classify_data(data: str | Path | ClassifyData) -> ClassifyData:
     if isinstance(data, ClassifyData):
         return data
     if str(data) == "shapes-cls":
-        from gradpath.data.shapes_cls import default_shapes_cls_root  # generation code: only when asked for
-
         root = default_shapes_cls_root()
         return _from_folders(root, root / "train", root / "val", None, None)
     path = Path(str(data)).expanduser()
