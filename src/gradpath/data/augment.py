@@ -77,16 +77,18 @@ def warp_image(canvas: np.ndarray, M: np.ndarray, out_size: int) -> np.ndarray:
     return np.asarray(out)
 
 
-def sample_masks(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, out_size: int,
+def sample_masks(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, out_size: int | tuple[int, int],
                  stride: int) -> np.ndarray:
     """Nearest-neighbour gather of (h0, w0, n) original-resolution masks at the centres of the ``stride``-px
-    cells of the output (n, out_size // stride, out_size // stride). Cells outside ``place.region`` are 0."""
+    cells of the output (n, H // stride, W // stride); ``out_size`` is S (square) or (H, W) (rectangular
+    validation). Cells outside ``place.region`` are 0."""
     n = masks_hwn.shape[2]
-    g = out_size // stride
+    H, W = (out_size, out_size) if isinstance(out_size, int) else out_size
+    gh, gw = H // stride, W // stride
     if n == 0:
-        return np.zeros((0, g, g), np.uint8)
-    c = (np.arange(g, dtype=np.float64) + 0.5) * stride
-    gx, gy = np.meshgrid(c, c)
+        return np.zeros((0, gh, gw), np.uint8)
+    gx, gy = np.meshgrid((np.arange(gw, dtype=np.float64) + 0.5) * stride,
+                         (np.arange(gh, dtype=np.float64) + 0.5) * stride)
     Minv = np.linalg.inv(M)
     cx = Minv[0, 0] * gx + Minv[0, 1] * gy + Minv[0, 2]  # canvas coordinates
     cy = Minv[1, 0] * gx + Minv[1, 1] * gy + Minv[1, 2]
@@ -97,13 +99,15 @@ def sample_masks(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, out_siz
     sy = np.floor(Ainv[1, 0] * cx + Ainv[1, 1] * cy + Ainv[1, 2]).astype(np.int64)
     h0, w0 = masks_hwn.shape[:2]
     inside &= (sx >= 0) & (sx < w0) & (sy >= 0) & (sy < h0)
-    out = np.zeros((g, g, n), np.uint8)
+    out = np.zeros((gh, gw, n), np.uint8)
     out[inside] = masks_hwn[sy[inside], sx[inside]]
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray, out_size: float) -> np.ndarray:
-    """xyxy original-pixel boxes -> output pixels: placed and cropped to the tile, then the corners through M."""
+def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray,
+                    out_size: float | tuple[int, int]) -> np.ndarray:
+    """xyxy original-pixel boxes -> output pixels: placed and cropped to the tile, then the corners through M,
+    clipped to the output (S, or (H, W); ``math.inf``: not clipped)."""
     if len(boxes) == 0:
         return np.zeros((0, 4), np.float64)
     b = boxes.astype(np.float64)
@@ -116,6 +120,8 @@ def transform_boxes(boxes: np.ndarray, place: Placement, M: np.ndarray, out_size
     corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], 1)  # (n, 4, 2)
     pts = corners @ M[:2, :2].T + M[:2, 2]
     out = np.concatenate([pts.min(1), pts.max(1)], 1)
+    if isinstance(out_size, tuple):
+        return out.clip(0, [out_size[1], out_size[0], out_size[1], out_size[0]])
     return out if math.isinf(out_size) else out.clip(0, out_size)
 
 
@@ -154,7 +160,7 @@ def tight_boxes(masks_hwn: np.ndarray, place: Placement, M: np.ndarray, boxes_ou
 
 
 def instance_boxes(boxes: np.ndarray, has_seg: np.ndarray, masks_hwn: np.ndarray, place: Placement,
-                   M: np.ndarray, out_size: int, rotated: bool) -> tuple[np.ndarray, np.ndarray]:
+                   M: np.ndarray, out_size: int | tuple[int, int], rotated: bool) -> tuple[np.ndarray, np.ndarray]:
     """(boxes in output pixels, the same boxes before any cropping) for one placed source image. Instances with a
     real mask get their box from it when rotated or cropped; box-only instances keep the corner box."""
     after = transform_boxes(boxes, place, M, out_size)

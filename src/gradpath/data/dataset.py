@@ -59,9 +59,17 @@ class DetectionDataset(Dataset):
 
     def __init__(self, records: list[ImageRecord], names: list[str], class_to_category: list[int], imgsz: int,
                  augment: bool, hyp: SegmentHyp | dict | None, gt_source: dict, root: Path | None = None,
-                 cache: bool = False) -> None:
+                 cache: bool = False, rect: bool = False, batch_size: int = 16) -> None:
         if imgsz % 32 or imgsz <= 0:
             raise GradpathError(f"imgsz must be a positive multiple of 32, got {imgsz}")
+        if rect and augment:
+            raise GradpathError("rect batches are for validation: they cannot be combined with augmentation")
+        if rect and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise GradpathError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.rect = rect
+        self.shapes: list[tuple[int, int]] | None = None
+        if rect:
+            records, self.shapes = rect_batches(records, imgsz, batch_size)
         self.records = records
         self.names = list(names)
         self.class_to_category = list(class_to_category)
@@ -112,6 +120,7 @@ class DetectionDataset(Dataset):
         # YOLOv5 applies copy-paste and mixup to mosaic samples only; so does this
         mosaic = self.augment and hyp.mosaic > 0 and rng.random() < hyp.mosaic
         img, boxes, cls, masks, shape0, lb = self._compose(i, mosaic, rng)
+        H, W = img.shape[:2]
         if mosaic and hyp.mixup > 0 and rng.random() < hyp.mixup:
             img2, boxes2, cls2, masks2, _, _ = self._compose(rng.randrange(len(self)), True, rng)
             img = aug.mixup(img, img2, rng)
@@ -127,7 +136,7 @@ class DetectionDataset(Dataset):
                 masks_t = masks_t.flip(-1)
                 boxes = np.stack([S - boxes[:, 2], boxes[:, 1], S - boxes[:, 0], boxes[:, 3]], 1)
             img = aug.hsv_jitter(img, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v, rng)
-        b = torch.from_numpy(boxes).float() / S
+        b = torch.from_numpy(boxes).float() / torch.tensor([W, H, W, H], dtype=torch.float32)
         cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
         r, _, _, left, top = lb
         return {
@@ -149,25 +158,31 @@ class DetectionDataset(Dataset):
         first = self.load(i)
         img0, boxes0, cls0, masks0, has_seg0, shape0, lb = first
         r, nh, nw, left, top = lb
+        out_hw: int | tuple[int, int] = S
         if mosaic:
             canvas, parts = self._mosaic(i, first, rng)
         else:
-            canvas = place_on_canvas(img0, S, left, top)
+            if self.shapes is not None:  # rect validation: this batch's canvas, the image centred in it
+                out_hw = self.shapes[i]
+                left, top = (out_hw[1] - nw) // 2, (out_hw[0] - nh) // 2
+                lb = (r, nh, nw, left, top)
+            canvas = place_on_canvas(img0, out_hw, left, top)
             A = aug.scale_translate(1.0, left, top) @ np.diag([nw / shape0[1], nh / shape0[0], 1.0])
             parts = [(boxes0, cls0, masks0, has_seg0, aug.Placement(A, (left, top, left + nw, top + nh)))]
         if self.augment:
             M, rotated = aug.random_affine(canvas.shape[:2], S, hyp, rng)
+            img = aug.warp_image(canvas, M, S)
         else:
             M, rotated = np.eye(3), False
-        img = aug.warp_image(canvas, M, S)
+            img = canvas
 
         all_boxes, before, all_cls, all_masks, all_seg, origin = [], [], [], [], [], []
         for k, (boxes, cls, masks, has_seg, place) in enumerate(parts):
-            after, _ = aug.instance_boxes(boxes, has_seg, masks, place, M, S, rotated)
+            after, _ = aug.instance_boxes(boxes, has_seg, masks, place, M, out_hw, rotated)
             all_boxes.append(after)
             before.append(aug.candidate_reference(boxes, place, canvas.shape[:2], M))
             all_cls.append(cls)
-            all_masks.append(aug.sample_masks(masks, place, M, S, aug.MASK_STRIDE))
+            all_masks.append(aug.sample_masks(masks, place, M, out_hw, aug.MASK_STRIDE))
             all_seg.append(has_seg)
             origin += [(k, j) for j in range(len(boxes))]
         boxes = np.concatenate(all_boxes)
@@ -260,6 +275,29 @@ class DetectionDataset(Dataset):
         return {"images": images, "annotations": anns, "categories": cats}
 
 
+RECT_STRIDE, RECT_PAD = 32, 0.5  # rect canvases are multiples of the largest stride, with half a stride of margin
+
+
+def rect_batches(records: list[ImageRecord], imgsz: int, batch_size: int) -> tuple[list[ImageRecord],
+                                                                                    list[tuple[int, int]]]:
+    """YOLOv5's rectangular validation batches: records sorted by aspect ratio (h / w), and per record the
+    (H, W) canvas of its batch — the batch's extreme aspect ratio at long side ``imgsz``, rounded up to a
+    multiple of 32 after adding half a stride (``pad`` 0.5). Less padding than a square canvas, so less compute
+    and the same boxes. Batches must be taken in order with this ``batch_size`` (``collate_fn`` pads any other
+    grouping to a common size, which keeps results correct)."""
+    sizes = [(r.height, r.width) if r.height is not None else image_size(r.file) for r in records]
+    ar = np.array([h / w for h, w in sizes], np.float64)
+    order = np.argsort(ar, kind="stable")
+    ar = ar[order]
+    shapes: list[tuple[int, int]] = []
+    for start in range(0, len(order), batch_size):
+        lo, hi = ar[start:start + batch_size].min(), ar[start:start + batch_size].max()
+        rel = (hi, 1.0) if hi < 1 else (1.0, 1.0 / lo) if lo > 1 else (1.0, 1.0)
+        hw = tuple(int(math.ceil(v * imgsz / RECT_STRIDE + RECT_PAD) * RECT_STRIDE) for v in rel)
+        shapes += [hw] * len(ar[start:start + batch_size])
+    return [records[k] for k in order], shapes
+
+
 def parse_split(cfg: DataConfig, split: str, problems: Problems) -> tuple[list[ImageRecord], dict]:
     """Records of one split and where its evaluation ground truth comes from."""
     spec = cfg.split(split)
@@ -271,10 +309,13 @@ def parse_split(cfg: DataConfig, split: str, problems: Problems) -> tuple[list[I
 
 
 def build_dataset(cfg: DataConfig | str | Path, split: str = "train", imgsz: int = 640, augment: bool = False,
-                  hyp: SegmentHyp | dict | None = None, cache: bool = False) -> DetectionDataset:
+                  hyp: SegmentHyp | dict | None = None, cache: bool = False, rect: bool = False,
+                  batch_size: int = 16) -> DetectionDataset:
     """The dataset of one split. Errors in the labels raise a one-line ``DataError`` naming the file; warnings
     (degenerate boxes, empty label files) are summarised once, ``gradpath check-data`` lists them all.
-    ``cache=True`` keeps decoded images and masks in RAM (about 0.5 MB per 256 px image: fine for ``shapes``)."""
+    ``cache=True`` keeps decoded images and masks in RAM (about 0.5 MB per 256 px image: fine for ``shapes``).
+    ``rect=True`` (validation only) letterboxes each batch of ``batch_size`` images to its own rectangular canvas
+    (``rect_batches``), as YOLOv5's validation does; iterate it in order with that batch size."""
     hyp = segment_hyp(hyp)  # a typo in a hyp key fails before any label is parsed
     cfg = load_data_config(cfg)
     problems = Problems(strict=True, root=cfg.root)
@@ -288,16 +329,38 @@ def build_dataset(cfg: DataConfig | str | Path, split: str = "train", imgsz: int
         warnings.warn(f"{len(problems.warnings)} data warning(s) in split {split!r}{dropped}, first: {first}; "
                       "run `gradpath check-data` to list them", GradpathWarning, stacklevel=2)
     c2c = cfg.category_ids if cfg.category_ids is not None else [k + 1 for k in range(cfg.nc)]
-    return DetectionDataset(records, cfg.names, c2c, imgsz, augment, hyp, gt_source, cfg.root, cache=cache)
+    return DetectionDataset(records, cfg.names, c2c, imgsz, augment, hyp, gt_source, cfg.root, cache=cache,
+                            rect=rect, batch_size=batch_size)
 
 
 def collate_fn(batch: list[dict]) -> dict[str, Any]:
-    """Stack images; concatenate instances as ``targets`` rows ``[batch_idx, cls, cx, cy, w, h]``."""
+    """Stack images; concatenate instances as ``targets`` rows ``[batch_idx, cls, cx, cy, w, h]``.
+
+    Images of different sizes (rect batches grouped differently from ``rect_batches``) are padded at the bottom
+    and right to the largest, so their letterbox offsets stay valid; boxes are renormalised to that canvas."""
+    H = max((b["img"].shape[1] for b in batch), default=0)
+    W = max((b["img"].shape[2] for b in batch), default=0)
+    if any(tuple(b["img"].shape[1:]) != (H, W) for b in batch):
+        batch = [_pad_item(b, H, W) for b in batch]
     imgs = torch.stack([b["img"] for b in batch])
     targets = torch.cat([torch.cat([torch.full((len(b["cls"]), 1), float(k)), b["cls"][:, None], b["boxes"]], 1)
                          for k, b in enumerate(batch)]) if batch else torch.zeros((0, 6))
-    g = imgs.shape[-1] // aug.MASK_STRIDE
-    masks = torch.cat([b["masks"].reshape(-1, g, g) for b in batch]) if batch else torch.zeros((0, g, g), torch.uint8)
+    gh, gw = imgs.shape[-2] // aug.MASK_STRIDE, imgs.shape[-1] // aug.MASK_STRIDE
+    masks = torch.cat([b["masks"].reshape(-1, gh, gw) for b in batch]) if batch else \
+        torch.zeros((0, gh, gw), torch.uint8)
     return {"img": imgs, "targets": targets.float(), "masks": masks,
             "image_ids": [b["image_id"] for b in batch], "orig_shapes": [b["orig_shape"] for b in batch],
             "ratio_pads": [b["ratio_pad"] for b in batch]}
+
+
+def _pad_item(item: dict[str, Any], H: int, W: int) -> dict[str, Any]:
+    """``item`` on an (H, W) canvas: image padded with the letterbox grey at the bottom and right, masks with 0,
+    normalised boxes rescaled to the larger canvas."""
+    _, h, w = item["img"].shape
+    img = torch.full((3, H, W), aug.FILL, dtype=item["img"].dtype)
+    img[:, :h, :w] = item["img"]
+    s = aug.MASK_STRIDE
+    masks = torch.zeros((item["masks"].shape[0], H // s, W // s), dtype=item["masks"].dtype)
+    masks[:, :h // s, :w // s] = item["masks"]
+    boxes = item["boxes"] * torch.tensor([w / W, h / H, w / W, h / H])
+    return {**item, "img": img, "masks": masks, "boxes": boxes}

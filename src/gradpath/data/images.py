@@ -108,9 +108,11 @@ def resize_long_side(img: np.ndarray, nh: int, nw: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
 
 
-def place_on_canvas(img: np.ndarray, size: int, left: int, top: int, fill: int = FILL) -> np.ndarray:
-    """A (size, size, 3) ``fill``-grey canvas with ``img`` at (left, top)."""
-    canvas = np.full((size, size, 3), fill, dtype=np.uint8)
+def place_on_canvas(img: np.ndarray, size: int | tuple[int, int], left: int, top: int,
+                    fill: int = FILL) -> np.ndarray:
+    """A (size, size, 3) — or (H, W, 3) for ``size = (H, W)`` — ``fill``-grey canvas with ``img`` at (left, top)."""
+    H, W = (size, size) if isinstance(size, int) else size
+    canvas = np.full((H, W, 3), fill, dtype=np.uint8)
     h, w = img.shape[:2]
     canvas[top:top + h, left:left + w] = img
     return canvas
