@@ -34,6 +34,7 @@ CASES = [
     # model names and overrides
     ("unknown-model", ["profile", "tiny-cps"], 2, "unknown model 'tiny-cps'. Did you mean: tiny-csp"),
     ("models-pattern-no-match", ["models", "zzz*"], 2, "no model matches 'zzz*'"),
+    ("models-pattern-no-match-json", ["models", "yolor-x*", "--json"], 2, "no model matches 'yolor-x*'"),
     ("set-without-equals", ["profile", "tiny-res", "--set", "width"], 2, "--set 'width' must look like key=value"),
     ("set-unreadable-value", ["profile", "tiny-res", "--set", "depths=[2,"], 2,
      "--set 'depths=[2,': the value '[2,' cannot be read"),
