@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph
 from gradpath.analysis.naming import is_norm, param_owner_map, unit_display_name
@@ -42,6 +43,49 @@ def default_loss(out: Any) -> torch.Tensor:
     return sum(t.float().sum() for t in ts)
 
 
+class _CreationOrder(TorchFunctionMode):
+    """Numbers the backward node of every tensor a torch function returns, in the order the forward creates
+    them: the forward execution order of the layers, which the report lists units in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: dict[Any, int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in _tensors(out):
+            f = t.grad_fn
+            if f is not None and f not in self.order:
+                self.order[f] = len(self.order)
+        return out
+
+
+def _forward_order(order: dict[Any, int], nodes: list[Any], inputs_of: Callable[[Any], list[Any]]
+                   ) -> dict[Any, tuple[int, int]]:
+    """A sort key per backward node that follows creation order: recorded nodes by their number; a node made
+    inside a function (not returned by it) right after the latest of its inputs, one step later per such
+    level, so every node sorts after its inputs."""
+    key: dict[Any, tuple[int, int]] = {}
+    for f in nodes:  # iterative post-order: deep nets would exceed the recursion limit
+        stack = [f]
+        while stack:
+            g = stack[-1]
+            if g in key:
+                stack.pop()
+                continue
+            todo = [h for h in inputs_of(g) if h not in key]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if g in order:
+                key[g] = (order[g], 0)
+            else:
+                ks = [key[h] for h in inputs_of(g)]
+                key[g] = (max(k[0] for k in ks), max(k[1] for k in ks) + 1) if ks else (-1, 0)
+    return key
+
+
 def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | None = None,
                    norm: str = "merge") -> OpGraph:
     g = OpGraph()
@@ -49,7 +93,7 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
     model.eval()
     try:
         x = example.detach().clone().requires_grad_(example.is_floating_point())
-        with torch.enable_grad(), one_cpu_thread(x.device):  # one small forward
+        with torch.enable_grad(), one_cpu_thread(x.device), _CreationOrder() as created:  # one small forward
             out = model(x)
             loss = loss_fn(out) if loss_fn is not None else default_loss(out)
     finally:
@@ -109,8 +153,12 @@ def trace_autograd(model: nn.Module, example: torch.Tensor, loss_fn: Callable | 
                           "use backend='fx' for PRN/CSP channel groups")
     inp = [f for f in data if hasattr(f, "variable")]
 
-    # creation order of the backward nodes = forward execution order (a topological order)
-    body = sorted((f for f in data if not hasattr(f, "variable")), key=lambda f: f._sequence_nr())
+    def data_inputs(f) -> list[Any]:
+        return [nf for nf, _ in f.next_functions if nf is not None and not ponly[nf][0]]
+
+    body = [f for f in data if not hasattr(f, "variable")]
+    key = _forward_order(created.order, body, data_inputs)
+    body.sort(key=key.__getitem__)
     ordered = inp + body
     idx: dict[Any, int] = {}
     users: dict[Any, int] = {}
