@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -296,3 +297,67 @@ def test_cli_val_on_a_coco_split(tmp_path, capsys):
     save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34)))
     assert main(["val", "--weights", str(w), "--data", str(data)]) == 2
     assert "predicts 3 classes but" in capsys.readouterr().err
+
+
+class _Rec:
+    def __init__(self, file: str, image_id: int) -> None:
+        self.file, self.image_id = Path(file), image_id
+
+
+class FakeYoloDataset(FakeDataset):
+    """The same two images as a YOLO-label split would number them (ids 11, 12, classes -> 1, 2), with the
+    file names an official annotation file knows them by."""
+
+    class_to_category = [1, 2]
+    records = [_Rec("/data/images/val/000000397133.jpg", 11), _Rec("/data/images/val/5.png", 12)]
+
+    def coco_gt(self):
+        raise AssertionError("validate(coco_json=...) must not use the split's own labels")
+
+
+def _official_json(path, cats=((1, "a"), (90, "b"))):
+    """Official ids: image 397133 by file name, image 5 only by its numeric stem; categories 1 and 90."""
+    to_cat = {3: cats[0][0], 7: cats[-1][0]}
+    anns = [{"id": k + 1, "image_id": {11: 397133, 12: 5}[img], "category_id": to_cat[cat], "bbox": [x, y, w, h],
+             "area": w * h, "iscrowd": 0, "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]}
+            for k, (img, (cat, (x, y, w, h))) in enumerate(GT.items())]
+    images = [{"id": 397133, "file_name": "000000397133.jpg", "height": 50, "width": 100},
+              {"id": 5, "file_name": "elsewhere/named-otherwise.png", "height": 100, "width": 50},
+              {"id": 6, "file_name": "not-in-split.png", "height": 10, "width": 10}]
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": c, "name": n} for c, n in cats]}))
+    return path
+
+
+def test_validate_against_an_official_annotation_file(tmp_path, monkeypatch):
+    """Predictions of a YOLO-label split scored against an official json: images matched by file name or numeric
+    stem, classes by rank of the official category ids (class 1 -> category 90). The perfect model scores 1.0
+    exactly as against the split's own labels; image 6 of the json is not in the split and is not scored."""
+    v = importlib.import_module("gradpath.tasks.segment.validate")
+    captured = {}
+    real = v.evaluate_coco
+
+    def spy(coco_gt, preds, **kw):
+        captured.update(preds=preds, kw=kw)
+        return real(coco_gt, preds, **kw)
+
+    monkeypatch.setattr(v, "evaluate_coco", spy)
+    m = validate(PerfectModel(), [_batch()], FakeYoloDataset(), "cpu", progress=False,
+                 coco_json=_official_json(tmp_path / "instances_val.json"))
+    assert m["box"] == {"map": pytest.approx(1.0), "map50": pytest.approx(1.0), "map75": pytest.approx(1.0)}
+    assert sorted(captured["kw"]["img_ids"]) == [5, 397133] and captured["kw"]["class_to_category"] == [1, 90]
+    best = {p["image_id"]: p for p in sorted(captured["preds"], key=lambda p: p["score"])}
+    assert best[397133]["category_id"] == 1 and best[5]["category_id"] == 90
+
+
+def test_official_annotation_file_mismatches_are_one_line_errors(tmp_path):
+    three = _official_json(tmp_path / "three.json", cats=((1, "a"), (2, "b"), (90, "c")))
+    with pytest.raises(GradpathError, match=r"three.json: has 3 categories but the model's dataset has 2 classes"):
+        validate(PerfectModel(), [_batch()], FakeYoloDataset(), "cpu", progress=False, coco_json=three)
+    ds = FakeYoloDataset()
+    ds.records = [_Rec("/data/images/val/000000397133.jpg", 11), _Rec("/data/images/val/zebra.png", 12)]
+    with pytest.raises(GradpathError, match=r"instances_val.json: no image named zebra.png \(nor with id zebra\)"):
+        validate(PerfectModel(), [_batch()], ds, "cpu", progress=False,
+                 coco_json=_official_json(tmp_path / "instances_val.json"))
+    with pytest.raises(GradpathError, match=r"missing.json: annotation file not found"):
+        validate(PerfectModel(), [_batch()], ds, "cpu", progress=False, coco_json=tmp_path / "missing.json")

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gradpath.errors import DataError
 
-__all__ = ["FILL", "IMAGE_SUFFIXES", "read_image", "image_size", "letterbox_params", "resize_long_side",
+__all__ = ["FILL", "IMAGE_SUFFIXES", "list_images", "read_image", "image_size", "letterbox_params", "resize_long_side",
            "place_on_canvas", "letterbox"]
 
 FILL = 114  # letterbox / border grey, as in YOLOv5
@@ -32,6 +32,20 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+def list_images(source: str | os.PathLike) -> list[Path]:
+    """The image files of ``source`` (one file, or a folder searched non-recursively), sorted: what ``predict``
+    runs on. A missing source or a folder without images is a one-line error."""
+    src = Path(source)
+    if src.is_file():
+        return [src]
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {src}")
+        return files
+    raise DataError(f"--source {src} does not exist")
 
 
 def _open_error(path: Path, e: BaseException) -> DataError:

@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 from tqdm import tqdm
 
-from gradpath.data.images import IMAGE_SUFFIXES, letterbox, read_image
+from gradpath.data.images import letterbox, list_images, read_image
 from gradpath.engine.utils import check_imgsz, unwrap
 from gradpath.errors import GradpathError
 from gradpath.tasks.segment.postprocess import masks_to_original, non_max_suppression, scale_boxes
@@ -34,19 +34,6 @@ __all__ = ["predict", "list_images"]
 _PALETTE = ["#FF3838", "#2C99A8", "#FF9D97", "#00C2FF", "#FF701F", "#344593", "#FFB21D", "#6473FF", "#CFD231",
             "#0018EC", "#48F90A", "#8438FF", "#92CC17", "#520085", "#3DDB86", "#CB38FF", "#1A9334", "#FF95C8",
             "#00D4BB", "#FF37C7"]
-
-
-def list_images(source: str | os.PathLike) -> list[Path]:
-    """The image files of ``source`` (one file, or a folder searched non-recursively), sorted."""
-    src = Path(source)
-    if src.is_file():
-        return [src]
-    if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise GradpathError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {src}")
-        return files
-    raise GradpathError(f"--source {src} does not exist")
 
 
 def _draw(img: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor, cls: list[int], scores: list[float],

@@ -4,27 +4,39 @@ Detections are kept at ``conf_thres=0.001`` and multi-label NMS, as in the YOLOv
 tables come from (paper §5.1); boxes and masks are converted to original image coordinates before scoring, so
 the numbers are comparable with any other COCO evaluation of the same split.
 
+``coco_json`` scores against an official annotation file instead of the split's own labels — the way to get
+numbers comparable with the paper's when training labels are YOLO txt: images are matched by file name (or a
+numeric file stem, COCO's convention), classes by rank of the file's category ids (COCO's 80 classes in id
+order, the ``coco80_to_91`` map of YOLOv5).
+
 Under ``torch.distributed`` each rank runs its shard; predictions are gathered with ``all_gather_object`` and
 every rank computes the same metrics (no rank waits on another that skipped evaluation). Images repeated by a
 padding sampler are scored once.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
 from torch import nn
 from tqdm import tqdm
 
+from gradpath.data.coco import read_coco_json
 from gradpath.engine.utils import unwrap
+from gradpath.errors import GradpathError
 from gradpath.tasks.segment.metrics import evaluate_coco
 from gradpath.tasks.segment.postprocess import masks_to_original, non_max_suppression, scale_boxes
 
-__all__ = ["validate", "detections_to_coco", "encode_masks"]
+__all__ = ["validate", "detections_to_coco", "encode_masks", "official_ground_truth"]
 
 
 def encode_masks(masks: torch.Tensor) -> list[dict]:
@@ -69,6 +81,36 @@ def detections_to_coco(
     return out
 
 
+def official_ground_truth(coco_json: str | os.PathLike, dataset) -> tuple[COCO, dict[int, int], list[int]]:
+    """``(COCO ground truth, dataset image id -> official image id, class -> official category id)`` for
+    scoring ``dataset``'s predictions against an official annotation file; a mismatch is a one-line error."""
+    path = Path(coco_json)
+    data = read_coco_json(path)
+    cats = sorted(c["id"] for c in data["categories"] if isinstance(c, dict) and "id" in c)
+    nc = len(dataset.class_to_category)
+    if len(cats) != nc:
+        raise GradpathError(f"{path}: has {len(cats)} categories but the model's dataset has {nc} classes")
+    by_name: dict[str, int] = {}
+    ids = set()
+    for im in data["images"]:
+        if isinstance(im, dict) and "id" in im:
+            ids.add(im["id"])
+            if isinstance(im.get("file_name"), str):
+                by_name[Path(im["file_name"]).name] = im["id"]
+    id_map = {}
+    for rec in dataset.records:
+        name, stem = rec.file.name, rec.file.stem
+        official = by_name.get(name, int(stem) if stem.isdigit() and int(stem) in ids else None)
+        if official is None:
+            raise GradpathError(f"{path}: no image named {name} (nor with id {stem}) for {rec.file}")
+        id_map[int(rec.image_id)] = int(official)
+    gt = COCO()
+    gt.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        gt.createIndex()
+    return gt, id_map, cats
+
+
 def _gather(per_image: dict[int, list[dict]]) -> dict[int, list[dict]]:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return per_image
@@ -92,12 +134,14 @@ def validate(
     max_det: int = 300,
     progress: bool = True,
     desc: str = "val",
+    coco_json: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """COCO box/mask AP of ``model`` on ``dataloader`` (batches from ``gradpath.data.collate_fn``).
 
     ``dataset`` provides ``coco_gt()`` and ``class_to_category``. The model is run in eval mode and restored to
     its previous mode afterwards. Returns ``{"box", "mask", "per_class", "speed_ms", "images"}``; ``speed_ms``
-    is per image: ``inference`` (forward) and ``nms``.
+    is per image: ``inference`` (forward) and ``nms``. ``coco_json``: score against that annotation file
+    (see the module docstring) instead of ``dataset.coco_gt()``.
     """
     net = unwrap(model)
     was_training = net.training
@@ -107,6 +151,9 @@ def validate(
     device = torch.device(device)
     nm = int(net.head.nm)
     class_to_category = list(dataset.class_to_category)
+    id_map: dict[int, int] = {}
+    if coco_json is not None:  # before the forward passes: a mismatch fails fast
+        coco_gt, id_map, class_to_category = official_ground_truth(coco_json, dataset)
     per_image: dict[int, list[dict]] = {}
     t_inf = t_nms = 0.0
     n_img = 0
@@ -128,6 +175,7 @@ def validate(
             canvas = tuple(img.shape[2:])
             for k, det in enumerate(dets):
                 image_id = int(batch["image_ids"][k])
+                image_id = id_map.get(image_id, image_id)
                 per_image[image_id] = detections_to_coco(
                     det, proto[k], image_id, canvas, tuple(batch["orig_shapes"][k]), batch["ratio_pads"][k],
                     class_to_category,
@@ -137,7 +185,8 @@ def validate(
         net.train(was_training)
     per_image = _gather(per_image)
     preds = [p for img_id in sorted(per_image) for p in per_image[img_id]]
-    metrics = evaluate_coco(dataset.coco_gt(), preds, img_ids=list(per_image),
+    gt = coco_gt if coco_json is not None else dataset.coco_gt()
+    metrics = evaluate_coco(gt, preds, img_ids=list(per_image),
                             class_to_category=class_to_category)
     if metrics["mask"] is None:
         metrics["mask"] = {"map": 0.0, "map50": 0.0, "map75": 0.0}
