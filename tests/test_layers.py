@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "analysis": 3, "profiling": 3, "data": 3, "experiments": 3, "deploy": 3,
     "engine": 4,
     "tasks": 5,
-    "runner": 6,
+    "runner": 6, "reproduce": 6,
     "commands": 7, "cli": 7, "__main__": 7, "__init__": 7,
 }
 

@@ -1,0 +1,157 @@
+"""What a reproduction writes: ``results.json``, ``results.md`` (paper vs ours), a bar chart and the curves.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no backend switch).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from gradpath.formatting import table
+
+__all__ = ["write_outputs", "render_markdown", "machine"]
+
+METRIC_LABEL = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask AP", "mask_map50": "mask AP50",
+                "top1": "top-1", "top5": "top-5"}
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _pm(s: dict | None, scale: float = 100.0) -> str:
+    if not s:
+        return "-"
+    return f"{scale * s['mean']:.1f} ± {scale * s['std']:.1f}"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """``results.md``: the recipe, a row table (paper vs ours, counts, gradient paths) and the claims' verdicts."""
+    metric = res["metric"]
+    extra = "mask_map" if res["task"] == "segment" else "top5"
+    paper_key = {"box_map": "box_ap", "top1": "top1"}.get(metric, metric)
+    paper_extra = {"mask_map": "mask_ap"}.get(extra)
+    lines = [f"# {res['table']}: {res['title']}", ""]
+    lines.append(f"Small scale, budget `{res['budget']}`, {res['seeds']} seed(s) per row, "
+                 f"{res['seconds'] / 60:.1f} min on {res['machine']['cores']} CPU thread(s) "
+                 f"({res['machine']['cpu']}, torch {res['machine']['torch']}), {res['date']}.")
+    if res["recipe"].get("note"):
+        lines += ["", f"**{res['recipe']['note']}**"]
+    r = res["recipe"]
+    lines += ["", f"One recipe for every row: model overrides {r['model_overrides']}, data {r['data'] or 'default'}, "
+              f"task options {r['task_options']}, training {r['train']}.", ""]
+    headers = ["row", "model", "GFLOPs (full size)", "params M", f"paper {METRIC_LABEL.get(metric, metric)}",
+               f"ours {METRIC_LABEL.get(metric, metric)} (mean ± std, %)",
+               f"ours {METRIC_LABEL.get(extra, extra)} (%)", "LGP", "LSGP", "timestamps vs row 1"]
+    body = []
+    for row in res["rows"]:
+        c, g = row.get("counts") or {}, row.get("gradient_paths") or {}
+        ts = g.get("timestamps_vs_first")
+        body.append([row["label"], row["model"],
+                     f"{c['gflops']:.2f}" if c.get("gflops") is not None else "-",
+                     f"{c['params_m']:.2f}" if c.get("params_m") is not None else "-",
+                     f"{row['paper'][paper_key]:.1f}" if paper_key in row["paper"] else "-",
+                     _pm(row["summary"].get(metric)), _pm(row["summary"].get(extra)),
+                     g.get("lgp", "-"), g.get("lsgp", "-"),
+                     f"{ts['units_changed']}/{ts['units_compared']} layers differ" if ts else "-"])
+    lines += [_md_table(headers, body), ""]
+    if paper_extra:
+        lines.append(f"Paper's mask AP: " + ", ".join(f"{row['label']} {row['paper'][paper_extra]:.1f}"
+                                                      for row in res["rows"] if paper_extra in row["paper"]) + ".")
+        lines.append("")
+    lines += [f"Seed-to-seed std of {METRIC_LABEL.get(metric, metric)}: mean {_pct(res['seed_std']['mean'])}, "
+              f"max {_pct(res['seed_std']['max'])} (percentage points).", "",
+              f"## Claims", "", f"Test: {res['test']}.", ""]
+    cbody = []
+    for c in res["claims"]:
+        cbody.append([c["text"], c["kind"], f"{100 * c['diff']:+.2f}",
+                      "-" if c["p"] is None else f"{c['p']:.3g}", f"**{c['verdict']}**"])
+    lines += [_md_table(["claim", "kind", "difference (pp)", "p", "verdict"], cbody), ""]
+    return "\n".join(lines)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def plot_bars(res: dict[str, Any], out: Path) -> Path:
+    """Mean ± std of the table's metric per row (one dot per seed on top)."""
+    metric = res["metric"]
+    rows = res["rows"]
+    fig = Figure(figsize=(1.4 * len(rows) + 2, 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    means = [100 * r["summary"].get(metric, {}).get("mean", 0.0) for r in rows]
+    stds = [100 * r["summary"].get(metric, {}).get("std", 0.0) for r in rows]
+    ax.bar(x, means, yerr=stds, capsize=4, color="#7aa6c2", edgecolor="black", linewidth=0.6)
+    for i, r in enumerate(rows):
+        vals = [100 * run["metrics"].get(metric, 0.0) for run in r["runs"]]
+        ax.scatter([i] * len(vals), vals, s=10, color="black", zorder=3)
+    ax.set_xticks(x, [r["key"] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} (%)")
+    ax.set_title(f"{res['table']} ({res['budget']} budget, {res['seeds']} seed(s))", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def plot_curves(res: dict[str, Any], out: Path) -> Path:
+    """Training loss (sum of the loss components) per epoch, mean over seeds, one line per row."""
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    for row in res["rows"]:
+        per_seed = []
+        for run in row["runs"]:
+            with open(Path(run["run_dir"]) / "results.csv", newline="") as f:
+                recs = list(csv.DictReader(f))
+            per_seed.append([sum(float(v) for k, v in rec.items() if k.startswith("train/") and v) for rec in recs])
+        n = min(len(s) for s in per_seed)
+        mean = np.mean([s[:n] for s in per_seed], axis=0)
+        ax.plot(np.arange(1, n + 1), mean, marker=".", label=row["key"])
+    ax.set(xlabel="epoch", ylabel="training loss", title=f"{res['table']}: training curves (mean over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def write_outputs(res: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Write results.json, results.md, bars.png and curves.png into ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    res.setdefault("machine", machine())
+    res.setdefault("date", time.strftime("%Y-%m-%d %H:%M"))
+    paths = {"json": out / "results.json", "md": out / "results.md", "bars": out / "bars.png",
+             "curves": out / "curves.png"}
+    tmp = out / ".results.json.tmp"
+    tmp.write_text(json.dumps(res, indent=1))
+    tmp.replace(paths["json"])
+    paths["md"].write_text(render_markdown(res))
+    plot_bars(res, paths["bars"])
+    plot_curves(res, paths["curves"])
+    return paths
+
+
+def console_summary(res: dict[str, Any]) -> str:
+    """A short plain-text table for the terminal."""
+    metric = res["metric"]
+    rows = [[r["key"], _pm(r["summary"].get(metric))] for r in res["rows"]]
+    lines = [table(["row", f"{METRIC_LABEL.get(metric, metric)} % (mean ± std)"], rows, "lr")]
+    lines += [f"{c['verdict']:>14}: {c['text']} ({100 * c['diff']:+.2f} pp"
+              + (f", p={c['p']:.3g})" if c["p"] is not None else ")") for c in res["claims"]]
+    return "\n".join(lines)

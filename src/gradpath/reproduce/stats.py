@@ -1,0 +1,60 @@
+"""How a claim is judged on per-seed metrics: mean ± std per row and Welch's t-test between two rows.
+
+Welch's t-test (two-sided, unequal variances; ``scipy.stats.ttest_ind(equal_var=False)``) at ALPHA = 0.05:
+
+- a ``better`` claim (a > b) *holds* when a's mean is higher and p < ALPHA, is *reversed* when a's mean is lower
+  and p < ALPHA, and is *within noise* otherwise;
+- a ``not_worse`` claim (a keeps b's accuracy) is *reversed* only by a significant drop (a lower, p < ALPHA) and
+  *holds* otherwise — it claims the absence of a loss, so noise cannot refute it; the difference and its
+  confidence interval are reported so a reader sees how tight "holds" is.
+
+With one seed per row no test is possible: the verdict is *n/a (1 seed)*.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["ALPHA", "TEST_NAME", "mean_std", "compare"]
+
+ALPHA = 0.05
+TEST_NAME = "Welch's t-test (two-sided, unequal variances), alpha 0.05, on the per-seed metrics"
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0.0 for a single value)."""
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def compare(kind: str, a: Sequence[float], b: Sequence[float]) -> dict:
+    """Verdict of claim ``kind`` ("better" | "not_worse") for row a's values against row b's."""
+    if kind not in ("better", "not_worse"):
+        raise ValueError(f"unknown claim kind {kind!r}")
+    ma, sa = mean_std(a)
+    mb, sb = mean_std(b)
+    diff = ma - mb
+    out = {"kind": kind, "mean_a": ma, "mean_b": mb, "diff": diff, "t": None, "p": None, "ci95": None}
+    if len(a) < 2 or len(b) < 2:
+        out["verdict"] = "n/a (1 seed)"
+        return out
+    if sa == 0.0 and sb == 0.0:
+        # identical per-seed values on both sides: no spread to test against; equal means are no difference
+        p = 1.0 if diff == 0 else 0.0
+        t = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        ci = (diff, diff)
+    else:
+        res = stats.ttest_ind(np.asarray(a, float), np.asarray(b, float), equal_var=False)
+        t, p = float(res.statistic), float(res.pvalue)
+        low, high = res.confidence_interval(0.95)
+        ci = (float(low), float(high))
+    out.update(t=t, p=p, ci95=ci)
+    significant = p < ALPHA
+    if kind == "better":
+        out["verdict"] = ("holds" if diff > 0 else "reversed") if significant else "within noise"
+    else:
+        out["verdict"] = "reversed" if significant and diff < 0 else "holds"
+    return out
