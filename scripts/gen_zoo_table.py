@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gradpath.experiments.zoo import ROWS, evaluate_rows, measure
+from gradpath.models import get_entry, list_models
+
 
 def _n(v: float | None, d: int = 2) -> str:
     return "–" if v is None else f"{v:.{d}f}"
@@ -25,9 +28,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--registry", action="store_true", help="also list registered models outside the tables")
     args = ap.parse_args(argv)
-    from gradpath.experiments.zoo import ROWS, evaluate_rows, measure
-    from gradpath.models import get_entry, list_models
-
     rows = evaluate_rows()
     print("| model | table | paper GFLOPs | ours | Δ | paper params (M) | ours | Δ | status |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")

@@ -34,7 +34,9 @@ def run(args) -> int:
                 "name": e.name, "task": e.task, "default_imgsz": e.default_imgsz, "description": e.description,
                 "paper": None if ref is None else {
                     "table": ref.table, "imgsz": ref.imgsz, "gflops": ref.gflops, "params_m": ref.params,
-                    "params_rule": ref.params_rule, "metric": ref.metric, "must_match": ref.must_match,
+                    "params_rule": ref.params_rule, "metric": ref.metric, "status": ref.status,
+                    "reconstruction": ref.reconstruction, "check_gflops": ref.check_gflops,
+                    "check_params": ref.check_params, "note": ref.note,
                 },
             })
         print(json.dumps(out, indent=2))
@@ -47,7 +49,7 @@ def run(args) -> int:
             ref.table if ref else "-",
             fmt_num(ref.gflops, 1) if ref else "-",
             fmt_num(ref.params, 2) if ref else "-",
-            ("match" if ref.must_match else "reconstruction") if ref else "-",
+            ref.status if ref else "-",
             e.description,
         ])
     print(table(["model", "task", "imgsz", "table", "paper GFLOPs", "paper params (M)", "target", "description"],

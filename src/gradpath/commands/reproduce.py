@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from gradpath.commands._format import table
+from gradpath.commands._reproduce_tables import add_table_parsers
+from gradpath.errors import GradpathError
+from gradpath.experiments.zoo import ROWS, TOLERANCE, evaluate_rows
+from gradpath.formatting import table
 
 
 def add_parser(sub) -> None:
@@ -18,6 +21,7 @@ def add_parser(sub) -> None:
     f.add_argument("--table", action="append", help="only these tables (repeatable), e.g. --table 6")
     f.add_argument("--json", action="store_true", help="print the rows as JSON")
     f.set_defaults(func=run_flops)
+    add_table_parsers(rsub)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 
@@ -30,9 +34,6 @@ def _num(v: float | None, digits: int) -> str:
 
 
 def run_flops(args) -> int:
-    from gradpath.errors import GradpathError
-    from gradpath.experiments.zoo import ROWS, evaluate_rows
-
     known = sorted({r.table for r in ROWS})
     bad = [t for t in args.table or [] if t not in known]
     if bad:
@@ -47,12 +48,15 @@ def run_flops(args) -> int:
              r["status"]] for r in rows]
     print(table(["table", "row", "model", "paper G", "ours G", "delta", "paper M", "ours M", "delta", "status"],
                 body, "lllrrrrrrl"))
-    notes = {}
+    notes: dict[str, list[str]] = {}
     for r in rows:
         if r["note"]:
             notes.setdefault(r["note"], []).append(r["model"])
     for note, models in notes.items():
         print(f"note ({', '.join(sorted(set(models)))}): {note}")
+    limit = f"{100 * TOLERANCE:g}%"
     print(f"{len(rows) - len(failed)}/{len(rows)} rows ok or documented; "
-          + (f"{len(failed)} must-match row(s) off by more than 0.5%" if failed else "all must-match rows within 0.5%"))
+          + (f"{len(failed)} must-match row(s) off by more than {limit}: "
+             + ", ".join(f"table {r['table']} {r['model']}" for r in failed)
+             if failed else f"all must-match rows within {limit}"))
     return 1 if failed else 0

@@ -1,16 +1,17 @@
 """Every FLOPs/params row of the paper's Tables 2–8, and our measurement of it.
 
-A row names a registered model, the paper's figures and which of them must be reproduced (within 0.5%, the
-tolerance of :class:`~gradpath.models.registry.PaperRef`). Rows whose model is a labelled reconstruction, or
-whose paper figure is a known misprint (Table 8's 34.5M for YOLOR-ELAN is the ELAN-{1,1}s count,
-docs/reconstructions.md#yolor-elan-params), are shown with their delta but do not fail the check.
+A row names the paper's table and row label and the registered model it is; the paper's figures come from that
+model's :class:`~gradpath.models.registry.PaperRef` (typed once, there), and which of them must be reproduced
+(within 0.5%) too: a labelled reconstruction is shown, never required, and a figure the paper misprints
+(Table 8's 34.5M for YOLOR-ELAN is the ELAN-{1,1}s count, docs/reconstructions.md) is shown with its delta
+but does not fail the check.
 
-Counting follows :mod:`gradpath.profiling` (fused model, 2 × MACs; darknet weights-only params for Table 2)
-on a model built directly on the ``meta`` device, so all rows take seconds.
+Counting follows :mod:`gradpath.profiling` (fused model, 2 × MACs; darknet weights-only params for Table 2,
+docs/counting.md) on a model built directly on the ``meta`` device, so all rows take seconds.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,46 +27,39 @@ class Row:
     table: str
     label: str  # the paper's row name
     model: str  # registered model name
-    gflops: float | None
-    params: float | None  # M
-    check_gflops: bool = True
-    check_params: bool = True
-    note: str = ""
+    params_column: bool = False  # the table prints a params column (Tables 2 and 8)
 
-
-_E21 = "paper's 34.5M is the ELAN-{1,1}s count (34.52M); no reading gives 143.2G and 34.5M together"
-_V3 = "YOLOv3-SPP + ISegment: +0.44% FLOPs (no-SPP YOLOv3 gives 194.61G but 63.29M)"
-_REC = "labelled reconstruction (no public definition)"
 
 ROWS: tuple[Row, ...] = (
-    Row("2", "Darknet-53", "darknet53", 18.57, 41.57),
-    Row("2", "+ CSP", "csp-darknet53", 13.07, 27.61),
-    Row("2", "ResNet-50", "resnet50", 9.74, 22.73),
-    Row("2", "+ CSP", "csp-resnet50", 8.97, 21.57),
-    Row("2", "ResNeXt-50", "resnext50", 10.11, 22.19),
-    Row("2", "+ CSP", "csp-resnext50", 7.93, 20.50),
-    Row("3", "YOLOR-CSP", "yolor-csp", 159.0, None),
-    Row("3", "+ stop gradient on identity", "yolor-csp-sg-identity", 159.0, None),
-    Row("3", "+ stop gradient on block", "yolor-csp-sg-block", 159.0, None),
-    Row("4", "Deep VoVNet + ELAN", "vovnet99-elan", 253.4, None, False, False, _REC),
-    Row("4", "Deep VoVNet + ELAN + CSP", "vovnet99-elan-csp", 236.5, None, False, False, _REC),
-    Row("5", "YOLOR-v3", "yolor-v3", 194.6, None, note=_V3),
-    Row("5", "+ PRN", "yolor-prn", 194.6, None, note=_V3),
-    Row("6", "YOLOR-v3", "yolor-v3", 194.6, None, note=_V3),
-    Row("6", "+ CSP (fusion)", "yolor-csp", 159.0, None),
-    Row("6", "+ CSP fusion first", "yolor-csp-fusion-first", 158.1, None),
-    Row("6", "+ CSP fusion last", "yolor-csp-fusion-last", 155.6, None),
-    Row("6", "+ CSP no fusion", "yolor-csp-no-fusion", 154.8, None),
-    Row("7", "YOLOR-v3", "yolor-v3", 194.6, None, note=_V3),
-    Row("7", "+ ELAN-{1,1}s", "yolor-elan-11", 126.4, None),
-    Row("7", "+ ELAN-{2,1}s", "yolor-elan", 143.2, None),
-    Row("7", "+ ELAN-{2,2}s", "yolor-elan-22", 164.0, None),
-    Row("8", "YOLOv5l-seg", "yolov5l-seg", 147.7, 47.9),
-    Row("8", "YOLOv5x-seg", "yolov5x-seg", 265.7, 88.8),
-    Row("8", "YOLOR-v3", "yolor-v3", 194.6, 64.3, note=_V3),
-    Row("8", "YOLOR-PRN", "yolor-prn", 194.6, 64.3, note=_V3),
-    Row("8", "YOLOR-CSP", "yolor-csp", 159.0, 54.3),
-    Row("8", "YOLOR-ELAN", "yolor-elan", 143.2, 34.5, check_params=False, note=_E21),
+    Row("2", "Darknet-53", "darknet53", True),
+    Row("2", "+ CSP", "csp-darknet53", True),
+    Row("2", "ResNet-50", "resnet50", True),
+    Row("2", "+ CSP", "csp-resnet50", True),
+    Row("2", "ResNeXt-50", "resnext50", True),
+    Row("2", "+ CSP", "csp-resnext50", True),
+    Row("3", "YOLOR-CSP", "yolor-csp"),
+    Row("3", "+ stop gradient on identity", "yolor-csp-sg-identity"),
+    Row("3", "+ stop gradient on block", "yolor-csp-sg-block"),
+    Row("4", "Deep VoVNet (fails to converge)", "vovnet99"),
+    Row("4", "Deep VoVNet + ELAN", "vovnet99-elan"),
+    Row("4", "Deep VoVNet + ELAN + CSP", "vovnet99-elan-csp"),
+    Row("5", "YOLOR-v3", "yolor-v3"),
+    Row("5", "+ PRN", "yolor-prn"),
+    Row("6", "YOLOR-v3", "yolor-v3"),
+    Row("6", "+ CSP (fusion)", "yolor-csp"),
+    Row("6", "+ CSP fusion first", "yolor-csp-fusion-first"),
+    Row("6", "+ CSP fusion last", "yolor-csp-fusion-last"),
+    Row("6", "+ CSP no fusion", "yolor-csp-no-fusion"),
+    Row("7", "YOLOR-v3", "yolor-v3"),
+    Row("7", "+ ELAN-{1,1}s", "yolor-elan-11"),
+    Row("7", "+ ELAN-{2,1}s", "yolor-elan"),
+    Row("7", "+ ELAN-{2,2}s", "yolor-elan-22"),
+    Row("8", "YOLOv5l-seg", "yolov5l-seg", True),
+    Row("8", "YOLOv5x-seg", "yolov5x-seg", True),
+    Row("8", "YOLOR-v3", "yolor-v3", True),
+    Row("8", "YOLOR-PRN", "yolor-prn", True),
+    Row("8", "YOLOR-CSP", "yolor-csp", True),
+    Row("8", "YOLOR-ELAN", "yolor-elan", True),
 )
 
 
@@ -89,29 +83,34 @@ def _delta(ours: float, paper: float | None) -> float | None:
 
 
 def evaluate_rows(tables: set[str] | None = None, tolerance: float = TOLERANCE) -> list[dict[str, Any]]:
-    """Measure every row (each model once). ``status``: ``ok`` (checked, within tolerance), ``OFF`` (checked,
-    outside), ``recon`` (reconstruction, not checked), ``known`` (a checked row with a documented paper
-    discrepancy on the unchecked figure)."""
+    """Measure every row (each model once). ``status``: ``ok`` (every required figure within tolerance), ``OFF``
+    (a required figure outside it), ``recon`` (a reconstruction: nothing required), ``known`` (FLOPs required and
+    within tolerance; the paper's params figure is a documented misprint)."""
     cache: dict[str, dict[str, float]] = {}
     out = []
     for row in ROWS:
         if tables and row.table not in tables:
             continue
+        ref = get_entry(row.model).paper
+        if ref is None:
+            raise ValueError(f"zoo row {row.table}/{row.label}: model {row.model!r} has no paper figures")
         if row.model not in cache:
             cache[row.model] = measure(row.model)
         m = cache[row.model]
-        d_g, d_p = _delta(m["gflops"], row.gflops), _delta(m["params_m"], row.params)
-        checked = [(d, chk) for d, chk in ((d_g, row.check_gflops), (d_p, row.check_params)) if d is not None]
-        must = [d for d, chk in checked if chk]
-        if not must:
+        paper_params = ref.params if row.params_column else None
+        d_g, d_p = _delta(m["gflops"], ref.gflops), _delta(m["params_m"], paper_params)
+        required = [d for d, chk in ((d_g, ref.check_gflops), (d_p, ref.check_params)) if chk and d is not None]
+        if ref.reconstruction:
             status = "recon"
-        elif any(abs(d) > tolerance for d in must):
+        elif any(abs(d) > tolerance for d in required):
             status = "OFF"
-        elif any(not chk for _, chk in checked):
+        elif d_p is not None and not ref.check_params:
             status = "known"
         else:
             status = "ok"
-        out.append({**asdict(row), "ours_gflops": m["gflops"], "ours_params_m": m["params_m"],
-                    "imgsz": m["imgsz"], "params_rule": m["params_rule"], "delta_gflops": d_g,
-                    "delta_params": d_p, "status": status})
+        out.append({"table": row.table, "label": row.label, "model": row.model, "gflops": ref.gflops,
+                    "params": paper_params, "check_gflops": ref.check_gflops,
+                    "check_params": paper_params is not None and ref.check_params, "note": ref.note,
+                    "ours_gflops": m["gflops"], "ours_params_m": m["params_m"], "imgsz": m["imgsz"],
+                    "params_rule": m["params_rule"], "delta_gflops": d_g, "delta_params": d_p, "status": status})
     return out

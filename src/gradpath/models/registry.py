@@ -20,11 +20,15 @@ from gradpath.errors import GradpathError, UnknownModelError, UnknownOptionError
 
 @dataclass(frozen=True)
 class PaperRef:
-    """What the paper reports for a model, and the input size those numbers hold at.
+    """What the paper reports for a model, and the input size those numbers hold at — the one place the paper's
+    FLOPs/params figures are typed (``gradpath reproduce flops``, ``gradpath models`` and the README table read
+    them from here).
 
-    ``gflops``/``params`` are in G and M as printed in the paper. ``must_match`` says whether our build has to
-    reproduce them (within ``tolerance``) or is a labelled reconstruction. ``params_rule`` names the counting
-    rule: ``"fused"`` (YOLOv5 deploy count) or ``"weights"`` (darknet: conv/linear weights only).
+    ``gflops``/``params`` are in G and M as printed in the paper. ``reconstruction`` marks a model the paper does
+    not define publicly: its figures are shown, never required. Otherwise both figures must be reproduced within
+    ``tolerance``, except ``params`` when ``params_discrepancy`` is set (a known misprint of the paper; FLOPs are
+    still required). ``params_rule`` names the counting rule: ``"fused"`` (YOLOv5 deploy count) or
+    ``"weights"`` (darknet: conv/linear weights only), see docs/counting.md. ``note`` says how the build differs.
     """
 
     table: str
@@ -33,9 +37,25 @@ class PaperRef:
     params: float | None = None
     params_rule: str = "fused"
     metric: dict[str, float] = field(default_factory=dict)
-    must_match: bool = True
+    reconstruction: bool = False
+    params_discrepancy: bool = False
     tolerance: float = 0.005
     note: str = ""
+
+    @property
+    def check_gflops(self) -> bool:
+        return not self.reconstruction and self.gflops is not None
+
+    @property
+    def check_params(self) -> bool:
+        return not self.reconstruction and not self.params_discrepancy and self.params is not None
+
+    @property
+    def status(self) -> str:
+        """``match`` (every figure required), ``FLOPs match`` (params a paper discrepancy), ``reconstruction``."""
+        if self.reconstruction:
+            return "reconstruction"
+        return "FLOPs match; params: paper discrepancy" if self.params_discrepancy else "match"
 
 
 @dataclass(frozen=True)

@@ -99,21 +99,21 @@ _COMMON = ("VoVNet-99 stage plan (1/3/9/3 OSA modules x 5 convs) on the yolov7-s
            "definition (docs/reconstructions.md)")
 register_model(
     "vovnet99", VoVNetConfig(strategy="plain"), default_imgsz=640, task="segment",
-    paper=PaperRef("4", 640, None, None, "fused", must_match=False,
-                   note=f"reconstruction: {_COMMON}; a transition after every OSA module. The paper gives no "
+    paper=PaperRef("4", 640, None, None, "fused", reconstruction=True,
+                   note=f"{_COMMON}; a transition after every OSA module. The paper gives no "
                         "figures: it says this network fails to converge"),
     description="Deep VoVNet-99, a transition per OSA module (Table 4's plain baseline; reconstruction)",
 )(build_vovnet)
 register_model(
     "vovnet99-elan", VoVNetConfig(), default_imgsz=640, task="segment",
-    paper=PaperRef("4", 640, 253.4, None, "fused", {"ap_box": 53.3, "ap_mask": 42.9}, must_match=False,
-                   note=f"reconstruction: {_COMMON}; one transition per stage (ELAN)"),
+    paper=PaperRef("4", 640, 253.4, None, "fused", {"ap_box": 53.3, "ap_mask": 42.9}, reconstruction=True,
+                   note=f"{_COMMON}; one transition per stage (ELAN)"),
     description="Deep VoVNet-99 + ELAN (Table 4; reconstruction)",
 )(build_vovnet)
 register_model(
     "vovnet99-elan-csp", VoVNetConfig(csp=True), default_imgsz=640, task="segment",
-    paper=PaperRef("4", 640, 236.5, None, "fused", {"ap_box": 53.4, "ap_mask": 42.9}, must_match=False,
-                   note=f"reconstruction: {_COMMON}; ELAN stages with CSP fusion last (the paper's CSP split is "
+    paper=PaperRef("4", 640, 236.5, None, "fused", {"ap_box": 53.4, "ap_mask": 42.9}, reconstruction=True,
+                   note=f"{_COMMON}; ELAN stages with CSP fusion last (the paper's CSP split is "
                         "unpublished)"),
     description="Deep VoVNet-99 + ELAN + CSP (Table 4; reconstruction)",
 )(build_vovnet)
