@@ -25,9 +25,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode  # no public home; the base class of FlopCounterMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from gradpath.errors import GradpathError
 from gradpath.nn.conv import ConvBNAct, fuse_model
 
 _WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
@@ -65,26 +67,31 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"params": fused, "params_weights": weights, "params_train": train}
 
 
+def _output_tensors(out: Any) -> list[torch.Tensor]:
+    """The tensors an aten op returned (a tensor, or tuples/lists of them)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _output_tensors(o)]
+    return []
+
+
 class _LiveStorageTracker(TorchDispatchMode):
     """Peak bytes of tensor storages created by the traced ops and still alive (views and in-place ops
     share a storage and are counted once)."""
 
     def __init__(self) -> None:
         super().__init__()
-        from torch.multiprocessing.reductions import StorageWeakRef
-
-        self._ref = StorageWeakRef
-        self.live: dict[int, tuple[Any, int]] = {}
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
         self.peak = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for t in torch.utils._pytree.tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                st = t.untyped_storage()
-                key = st._cdata
-                if key not in self.live:
-                    self.live[key] = (self._ref(st), st.nbytes())
+        for t in _output_tensors(out):
+            st = t.untyped_storage()
+            ref = StorageWeakRef(st)  # keyed by the storage itself: meta storages have no data pointer
+            if ref.cdata not in self.live:
+                self.live[ref.cdata] = (ref, st.nbytes())
         self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
         self.peak = max(self.peak, sum(n for _, n in self.live.values()))
         return out
@@ -175,8 +182,6 @@ def profile(
     """
     imgsz = int(imgsz or getattr(model, "default_imgsz", 224))
     if imgsz <= 0 or batch <= 0:
-        from gradpath.errors import GradpathError
-
         raise GradpathError(f"imgsz and batch must be positive, got imgsz={imgsz}, batch={batch}")
     was_training = model.training
     meta = _meta_copy(model)  # one copy serves the FLOP count and the memory measurement
