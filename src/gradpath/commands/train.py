@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dataclasses import asdict
+
 from gradpath import runner
-from gradpath.commands.profile import parse_overrides
+from gradpath.checks import check_imgsz, check_positive, check_workers
+from gradpath.commands._model_args import add_override_args, model_overrides_from_args, parse_overrides
 from gradpath.engine import TrainConfig
 from gradpath.engine.run_dir import find_resume_checkpoint
 from gradpath.engine.task import task_summary
 from gradpath.errors import GradpathError
+from gradpath.hyp import load_recipe
 from gradpath.recipes import RECIPES
 from gradpath.tasks.registry import get_task, list_tasks
 
@@ -37,17 +41,17 @@ def add_parser(sub) -> None:
                    + "; ".join(f"{k} = {r.description}" for k, r in sorted(RECIPES.items())))
     p.add_argument("--model", help="registered model name, e.g. yolor-elan (see `gradpath models`); "
                    "required unless --resume or --recipe")
-    p.add_argument("--strategy", help="gradient-path strategy override where the model supports it (e.g. prn, csp, elan)")
-    p.add_argument("--fusion", help="CSP fusion variant: fusion, first, last, none")
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                   help="model config override, repeatable, e.g. --set width=0.25 --set depth=0.34")
+    add_override_args(p)
     p.add_argument("--data", help="dataset: an embedded set (segment: `shapes`, classify: `shapes-cls`, generated on "
                    "first use) or a dataset yaml / folder (default: the task's embedded set)")
     p.add_argument("--imgsz", type=int, help="square training/validation size, a multiple of 32 "
                    "(default: the model's size, 640 for detectors)")
-    p.add_argument("--hyp", action="append", metavar="KEY=VALUE",
+    p.add_argument("--hyp", action="append", metavar="KEY=VALUE|PRESET|FILE",
                    help="the task's augmentation/loss hyper-parameter, repeatable, e.g. --hyp mosaic=0.5 "
-                   "--hyp box=0.05; unknown keys are refused")
+                   "--hyp box=0.05 (unknown keys are refused); segment also takes one preset, scratch-low "
+                   "(the default values) or scratch-high (the paper's high-augmentation recipe), or an "
+                   "ultralytics-style hyp yaml, whose optimizer keys (lr0, lrf, momentum, ...) set the training "
+                   "defaults")
     g = p.add_argument_group("optimisation (the engine)")
     g.add_argument("--epochs", type=int, help=f"number of epochs (default {d.epochs})")
     g.add_argument("--batch", type=int, help=f"total batch size over all processes (default {d.batch})")
@@ -98,18 +102,25 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
         raise GradpathError("--model is required (e.g. --model yolor-elan; `gradpath models` lists them), "
                             "unless --resume or --recipe")
     overrides = dict(recipe.model_overrides) if recipe and model == recipe.model else {}
-    overrides.update(parse_overrides(args.overrides))
-    for key in ("strategy", "fusion"):
-        if getattr(args, key, None) is not None:
-            overrides[key] = getattr(args, key)
+    overrides.update(model_overrides_from_args(args))
     task_options = dict(recipe.task_options) if recipe else {}
-    hyp = {**task_options.get("hyp", {}), **parse_overrides(args.hyp)}
-    task_options.update({"hyp": hyp} if hyp else {})
+    train = dict(getattr(get_task(task), "train_defaults", None) or {})
+    named = [h for h in args.hyp or [] if "=" not in h]
+    hyp = dict(task_options.get("hyp", {}))
+    if named:
+        if task != "segment" or len(named) > 1:
+            raise GradpathError(f"--hyp {named[0]}: a hyp preset or file is for --task segment, and only one "
+                                "(give other values as KEY=VALUE)")
+        preset = load_recipe(named[0])
+        hyp = {**asdict(preset.segment), **hyp}
+        train.update(preset.train)
+    hyp.update(parse_overrides([h for h in args.hyp or [] if "=" in h], option="--hyp"))
+    if hyp:
+        task_options["hyp"] = hyp
     if args.data is not None:
         task_options["data"] = args.data
     if args.imgsz is not None:
-        task_options["imgsz"] = args.imgsz
-    train = dict(getattr(get_task(task), "train_defaults", None) or {})
+        task_options["imgsz"] = check_imgsz(args.imgsz)
     train.update(recipe.train if recipe else {})
     train.update({k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None})
     if args.no_ema:
@@ -118,6 +129,11 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
         train["amp"] = False
     if args.no_plots:
         train["plots"] = False
+    for key in ("epochs", "batch"):
+        if key in train:
+            check_positive(train[key], f"--{key}")
+    if "workers" in train:
+        train["workers"] = check_workers(train["workers"])
     if "lr0" not in train:
         train["lr0"] = 0.001 if train.get("optimizer") == "adamw" else 0.01
     if recipe and recipe.validate_last_only and args.val_interval is None:

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from gradpath.checks import check_device
 from gradpath.engine import ddp
 from gradpath.engine.checkpoint import build_checkpoint, plain, save_checkpoint
 from gradpath.engine.config import TrainConfig
@@ -39,7 +40,7 @@ from gradpath.engine.optim import build_optimizer, build_scheduler, warmup_momen
 from gradpath.engine.plots import plot_results
 from gradpath.engine.results import ResultsCSV
 from gradpath.engine.task import Task, task_meta, task_options, task_plot, task_summary
-from gradpath.engine.utils import epoch_seed, rng_state, seed_everything, seed_worker, select_device, set_rng_state, unwrap
+from gradpath.engine.utils import epoch_seed, rng_state, seed_everything, seed_worker, set_rng_state, unwrap
 from gradpath.errors import GradpathError
 from gradpath.nn import to_channels_last
 
@@ -73,7 +74,7 @@ class Trainer:
         self.init_method = init_method
         self.is_main = self.dist.is_main
         self._log = log or _default_log
-        self.device = select_device(cfg.device, self.dist.local_rank)
+        self.device = check_device(cfg.device, self.dist.local_rank)
 
         self.model = model.to(self.device)
         if self.device.type == "cpu":

@@ -1,4 +1,4 @@
-"""Run-level plumbing the training loop needs: device choice, seeding, RNG snapshots.
+"""Run-level plumbing the training loop needs: seeding, RNG snapshots, unwrapping DDP.
 
 The device always comes from the run (``--device`` or, under torchrun, ``LOCAL_RANK``), never a hard-coded
 ``cuda:0``, so the same code runs on CPU, on any GPU and under DDP.
@@ -13,32 +13,6 @@ import numpy as np
 import torch
 
 from gradpath.errors import GradpathError
-
-
-def select_device(device: str | int | None = None, local_rank: int = -1) -> torch.device:
-    """``None``/``""`` → CUDA if present else CPU; ``"0"``/``0`` → ``cuda:0``; ``"cpu"``, ``"cuda:1"``, ``"mps"`` as is.
-
-    Under DDP (``local_rank >= 0``) a CUDA run uses ``cuda:<local_rank>`` so each process owns one GPU.
-    """
-    if device is None or str(device).strip() == "":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = str(device).strip().lower()
-    if dev.isdigit():
-        dev = f"cuda:{dev}"
-    try:
-        d = torch.device(dev)
-    except RuntimeError:
-        raise GradpathError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or N") from None
-    if d.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GradpathError(f"--device {device!r} asks for CUDA but torch.cuda.is_available() is False; use --device cpu")
-        if local_rank >= 0:
-            d = torch.device("cuda", local_rank)
-        elif d.index is None:
-            d = torch.device("cuda", torch.cuda.current_device())
-        if d.index >= torch.cuda.device_count():
-            raise GradpathError(f"--device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return d
 
 
 def seed_everything(seed: int) -> None:
@@ -114,16 +88,3 @@ def check_imgsz(imgsz: int, stride: int = 32) -> None:
     """A detector's input must divide by its largest stride (32) or its feature maps would not line up."""
     if imgsz % stride:
         raise GradpathError(f"--imgsz must be a multiple of {stride} (the largest stride), got {imgsz}")
-
-
-def deploy_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
-    """The inference form of a trained model on ``device``: BN folded into the convs, eval mode, and on the CPU
-    channels-last weights (oneDNN convolutions run without layout reorders; see ``gradpath.nn.to_channels_last``).
-    Same outputs up to float rounding; this is the form ``benchmarks/bench_train.py`` times."""
-    from gradpath.nn import fuse_model
-    from gradpath.nn.conv import to_channels_last
-
-    model = fuse_model(model.to(device))
-    if torch.device(device).type == "cpu":
-        to_channels_last(model)
-    return model

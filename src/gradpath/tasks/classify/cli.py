@@ -14,7 +14,7 @@ from tqdm import tqdm
 from gradpath.data.classify import ClassifyDataset, classify_collate, eval_transform, load_classify_data
 from gradpath.data.images import read_image
 from gradpath.deploy import deploy_model, export_model
-from gradpath.engine.utils import select_device
+from gradpath.checks import check_device
 from gradpath.errors import GradpathError
 from gradpath.formatting import fmt_num, table
 from gradpath.tasks.classify.metrics import classification_metrics
@@ -34,7 +34,7 @@ def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], i
     ds = ClassifyDataset(data, args.split, imgsz, augment=False)
     if len(ds) == 0:
         raise GradpathError(f"the {args.split} split of {args.data} is empty")
-    device = select_device(args.device)
+    device = check_device(args.device)
     model = deploy_model(model, device)
     loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=classify_collate)
     logits, labels = [], []
@@ -64,7 +64,7 @@ def run_predict(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any
     if args.topk < 1:
         raise GradpathError(f"--topk must be >= 1, got {args.topk}")
     names = _names(ck, model)
-    device = select_device(args.device)
+    device = check_device(args.device)
     model = deploy_model(model, device)
     files = list_images(args.source)
     records = []

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from gradpath.data.classify import CLASSIFY_HYP, ClassifyDataset, classify_collate, load_classify_data
-from gradpath.engine.utils import check_imgsz
+from gradpath.checks import check_imgsz
 from gradpath.errors import GradpathError, suggest
 from gradpath.tasks.classify import cli as classify_cli
 from gradpath.tasks.classify.metrics import classification_metrics

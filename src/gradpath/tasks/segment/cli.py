@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from gradpath.data import build_dataset, collate_fn, load_data_config
 from gradpath.deploy import deploy_model, export_model
-from gradpath.engine.utils import check_imgsz, select_device
+from gradpath.checks import check_device, check_imgsz
 from gradpath.errors import GradpathError
 from gradpath.formatting import fmt_num, table
 from gradpath.tasks.segment.predict import predict
@@ -39,7 +39,7 @@ def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], i
     ds = build_dataset(cfg, split=args.split, imgsz=imgsz, augment=False)
     if len(ds) == 0:
         raise GradpathError(f"the {args.split} split of {args.data} is empty")
-    device = select_device(args.device)
+    device = check_device(args.device)
     model = deploy_model(model, device)
     loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate_fn)
     m = validate(model, loader, ds, device, conf_thres=args.conf, iou_thres=args.iou, max_det=args.max_det,
@@ -67,7 +67,7 @@ def add_predict_args(p: argparse._ArgumentGroup) -> None:
 
 
 def run_predict(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
-    device = select_device(args.device)
+    device = check_device(args.device)
     recs = predict(deploy_model(model, device), args.source, args.out, imgsz=imgsz, conf_thres=args.conf,
                    iou_thres=args.iou, max_det=args.max_det, names=(ck.get("meta") or {}).get("names"),
                    device=device, save_images=not args.no_images)

@@ -14,8 +14,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gradpath.data import build_dataset, collate_fn, load_data_config
-from gradpath.engine.utils import check_imgsz
+from gradpath.checks import check_imgsz
 from gradpath.errors import GradpathError
+from gradpath.hyp import segment_hyp
 from gradpath.tasks.registry import register_task
 from gradpath.tasks.segment import cli as segment_cli
 from gradpath.tasks.segment.loss import SegmentLoss
@@ -60,7 +61,8 @@ class SegmentTask:
         self.imgsz = int(imgsz) if imgsz is not None else None
         if self.imgsz is not None:
             check_imgsz(self.imgsz)
-        self.hyp = dict(hyp or {})
+        self.hyp = dict(hyp or {})  # the overrides, as given (stored in checkpoints)
+        self.hyp_config = segment_hyp(self.hyp)  # typed and checked: a typo fails here, before any run folder
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
         self.progress = progress
         self.last_metrics: dict[str, Any] | None = None  # the full validate() dict (per class, PR curves)
@@ -103,12 +105,12 @@ class SegmentTask:
         if self.imgsz is None:
             self.imgsz = int(getattr(model, "default_imgsz", 640))
             check_imgsz(self.imgsz)
-        self.loss_fn = SegmentLoss(model, self.hyp or None)
+        self.loss_fn = SegmentLoss(model, self.hyp_config)
 
     def datasets(self) -> tuple[Dataset, Dataset | None]:
         if self.imgsz is None:
             raise GradpathError("the segment task needs an input size: pass imgsz or call setup(model) first")
-        train = build_dataset(self.data_cfg, split="train", imgsz=self.imgsz, augment=True, hyp=self.hyp or None)
+        train = build_dataset(self.data_cfg, split="train", imgsz=self.imgsz, augment=True, hyp=self.hyp_config)
         val = None
         if "val" in self.data_cfg.splits:
             val = build_dataset(self.data_cfg, split="val", imgsz=self.imgsz, augment=False)
