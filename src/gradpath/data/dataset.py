@@ -127,7 +127,7 @@ class DetectionDataset(Dataset):
             boxes, cls, masks = (np.concatenate(pair) for pair in ((boxes, boxes2), (cls, cls2), (masks, masks2)))
         masks_t = torch.from_numpy(masks)
         if self.augment:
-            if rng.random() < hyp.flipud:
+            if hyp.flipud > 0 and rng.random() < hyp.flipud:  # no draw when off: seeded runs keep their stream
                 img = img[::-1]
                 masks_t = masks_t.flip(-2)
                 boxes = np.stack([boxes[:, 0], S - boxes[:, 3], boxes[:, 2], S - boxes[:, 1]], 1)
