@@ -7,7 +7,7 @@ anchor predicts a box, an objectness, class scores and ``nm`` coefficients; an i
 ``torchvision.ops.batched_nms``.
 
 Coordinates: the network sees a letterboxed ``S×S`` canvas; ``ratio_pad = ((gain, gain), (pad_w, pad_h))`` maps
-it back to the original image: ``original = (canvas - pad) / gain`` (contract B).
+it back to the original image: ``original = (canvas - pad) / gain`` (the letterbox of gradpath/data/images.py).
 """
 from __future__ import annotations
 
