@@ -84,3 +84,26 @@ def test_the_checker_sees_an_upward_import():
     found = _internal_imports(SRC / "nn" / "conv.py", src)
     assert found == [(4, "gradpath.commands"), (5, "gradpath.errors")]
     assert LAYERS[_top(found[0][1])] > LAYERS["nn"]
+
+
+#: libraries that may be imported inside a function: optional extras, or heavy ones only one path needs
+LAZY_OK = ("onnx", "onnxruntime", "pycocotools", "matplotlib")
+
+
+def test_imports_are_at_module_top():
+    """Only heavy optional libraries are imported lazily (each with a comment saying why at its site)."""
+    bad = []
+    for path in _modules():
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    mods = [node.module or ""]
+                else:
+                    continue
+                bad += [f"{path.relative_to(SRC)}:{node.lineno} {m}" for m in mods if m.split(".")[0] not in LAZY_OK]
+    assert not bad, "imports inside functions:\n" + "\n".join(bad)
