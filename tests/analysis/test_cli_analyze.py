@@ -145,11 +145,11 @@ def test_include_frozen(tmp_path, capsys):
         ("0", 3, True), ("2", 2, False), ("3", 1, True)]
 
 
-def test_registered_models_built_on_meta_give_the_cpu_report(capsys):
-    # the CLI builds registered models on the meta device (no weights, shapes only); same report as on the CPU
+def test_registered_models_built_without_init_give_the_same_report(capsys):
+    # the CLI builds registered models on the meta device and gives them uninitialised storage: same report
     for name in ("tiny-prn", "tiny-csp"):
         cli = run_json(capsys, name)
         cpu = analyze(create_model(name)).to_dict()
         assert cli == cpu
-    # parameters are counted on meta too: the stem ConvBNAct(3, 8, 3) has 3*8*9 + 2*8 = 232
+    # parameters are counted as usual: the stem ConvBNAct(3, 8, 3) has 3*8*9 + 2*8 = 232
     assert cli["units"][0]["params"] == 232 and cli["network"]["params"] == 64610

@@ -52,6 +52,8 @@ def _meta(v: Any) -> _Meta:
 
 
 class _Recorder(fx.Interpreter):
+    """Runs the traced graph once and keeps each value's shape and ``requires_grad``."""
+
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
         self.meta: dict[fx.Node, _Meta] = {}

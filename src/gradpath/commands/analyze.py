@@ -26,6 +26,11 @@ from gradpath.formatting import table
 from gradpath.models.registry import create_model
 
 
+# Gradient paths depend on the graph and the shapes, not on the input size nor on the weights' values: a
+# registered model is analysed at its own default size, at most this, unless --imgsz says otherwise.
+REGISTERED_IMGSZ_CAP = 64
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "analyze", help="gradient paths: SGP/LGP, timestamps, path counts, sources per unit; LGP/LSGP per net",
@@ -36,7 +41,8 @@ def add_parser(sub) -> None:
     add_model_args(p, optional=True)  # MODEL may be left out with --model FILE or --scaling
     p.add_argument("--model", dest="model_file", metavar="FILE.py:ClassName",
                    help="analyse a class from your own file (constructed with no arguments) instead")
-    p.add_argument("--imgsz", type=int, help="square input size (default: the model's default)")
+    p.add_argument("--imgsz", type=int, help="square input size (default: the model's default size, at most "
+                   f"{REGISTERED_IMGSZ_CAP} for a registered model: paths do not depend on the size)")
     p.add_argument("--backend", default="auto", choices=["auto", "fx", "autograd"])
     p.add_argument("--norm", default="merge", choices=["merge", "count", "ignore"],
                    help="merge: Conv+BN(+act) is one unit (default); count: a norm is a unit of its own; "
@@ -119,13 +125,20 @@ def _scaling(args) -> int:
 
 
 def build_registered(build, *a, **kw) -> nn.Module:
-    """``build(*a, **kw)`` on the meta device: parameters without storage, so no weight initialisation and no
-    arithmetic in the shape-propagation forward. Gradient paths depend only on the graph and the shapes, so the
-    report is the same as on the CPU (``tests/analysis/test_cli_analyze.py`` checks it), in a fraction of the
-    time (yolov5x-seg: 88 M parameters to initialise, 265 GFLOPs at 640). Only registered models: a user's
-    file may compute with real values while it builds its model."""
+    """``build(*a, **kw)`` on the meta device, then given uninitialised CPU storage (``to_empty``): no weight
+    initialisation, and the report is the same as for an initialised model (``tests/analysis/
+    test_cli_analyze.py`` checks it). yolov5x-seg: 0.5 s instead of 1.2 s. Staying on the meta device would
+    cost more: its first elementwise op imports torch's compiler stack. Only registered models: a user's file
+    may compute with real values while it builds its model."""
     with torch.device("meta"):
-        return build(*a, **kw)
+        model = build(*a, **kw)
+    return model.to_empty(device="cpu")
+
+
+def _imgsz(args, model: nn.Module) -> int | None:
+    if args.imgsz is not None or args.model_file:
+        return args.imgsz
+    return min(getattr(model, "default_imgsz", REGISTERED_IMGSZ_CAP), REGISTERED_IMGSZ_CAP)
 
 
 def _check_args(args) -> None:
@@ -144,13 +157,15 @@ def run(args) -> int:
         raise GradpathError("give a registered MODEL, --model FILE.py:ClassName, or --scaling FAMILY")
     _check_args(args)
     model = load_model_file(args.model_file) if args.model_file else build_registered(model_from_args, args)
-    kw = dict(imgsz=args.imgsz, backend=args.backend, norm=args.norm, channel_groups=not args.no_groups,
+    kw = dict(backend=args.backend, norm=args.norm, channel_groups=not args.no_groups,
               include_frozen=args.include_frozen)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fallbacks are recorded in report.warnings
-        rep = analyze(model, **kw)
-        # the other model is built with its own defaults
-        other = analyze(build_registered(create_model, args.compare), **kw) if args.compare else None
+        rep = analyze(model, imgsz=_imgsz(args, model), **kw)
+        other = None
+        if args.compare:  # the other model is built with its own defaults
+            other_model = build_registered(create_model, args.compare)
+            other = analyze(other_model, imgsz=_imgsz(args, other_model), **kw)
     if args.plot:
         plot_report(rep, args.plot, [other] if other else [])
     if args.json:
