@@ -7,9 +7,10 @@ Each generated section sits between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -
 - ``zoo``: the paper rows vs our counts, the output of ``scripts/gen_zoo_table.py --registry`` (called, not copied);
 - ``profile``: ``gradpath profile MODEL --iters 0`` of a paper model and a tiny one (counts only, no timings);
 - ``api``: the Python API example with the figures its own calls return;
-- ``analysis``: network figures of ``gradpath analyze MODEL --imgsz 64`` for the paper's models.
+- ``analysis``: network figures of ``gradpath analyze MODEL --imgsz 64`` for the paper's models;
+- ``demo-recipe``: what ``make demo`` trains, read from the ``demo`` recipe (``src/gradpath/recipes.py``).
 
-All four are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
+All five are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
 (exit 1 and a unified diff when README.md differs from what this script would write now). Timings and training
 results (``make demo``, ``benchmarks/``) are machine-dependent and slow; the README quotes them with the command,
 the machine and the date instead.
@@ -20,6 +21,7 @@ import argparse
 import contextlib
 import difflib
 import importlib.util
+import inspect
 import io
 import re
 import sys
@@ -28,6 +30,9 @@ from typing import Callable
 
 import gradpath
 from gradpath.cli import main as gradpath_main
+from gradpath.data import generate_shapes
+from gradpath.profiling import count_params
+from gradpath.recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -129,11 +134,31 @@ def analysis_section() -> str:
     return "\n".join(lines)
 
 
+def demo_recipe_section() -> str:
+    """The demo's settings as the recipe holds them, and the trained model's parameter count."""
+    r = RECIPES["demo"]
+    if (r.model, r.task_options.get("data")) != ("yolor-elan", "shapes"):
+        raise SystemExit("gen_readme: the demo recipe changed model or data; update the wording of demo_recipe_section")
+    defaults = inspect.signature(generate_shapes).parameters
+    net = gradpath.create_model(r.model, **r.model_overrides, num_classes=3)  # `shapes` has 3 classes
+    params = sum(p.numel() for p in net.parameters())  # the count the trainer prints when it starts
+    opt = {"adamw": "AdamW", "sgd": "SGD"}[r.train.get("optimizer", "sgd")]
+    return "\n".join([
+        f"- trains `{r.model}` (the paper's ELAN topology and YOLOv5-seg head, width {r.model_overrides['width']}, "
+        f"depth {r.model_overrides['depth']}: {params / 1e6:.1f} M params)",
+        f"  on the embedded `shapes` set ({defaults['n_train'].default} train / {defaults['n_val'].default} val "
+        "images of circles, squares and triangles with occlusion,",
+        f"  generated deterministically on first use and cached), imgsz {r.task_options['imgsz']}, batch "
+        f"{r.train['batch']}, {r.train['epochs']} epochs, {opt};",
+    ])
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "zoo": zoo_section,
     "profile": profile_section,
     "api": api_section,
     "analysis": analysis_section,
+    "demo-recipe": demo_recipe_section,
 }
 
 

@@ -1,6 +1,6 @@
-"""The README's generated sections (zoo table, profile output, API figures, gradient-path figures) must equal what
-``scripts/gen_readme.py`` writes now: a changed count or a changed analyzer result fails here until the README is
-regenerated (``.venv/bin/python scripts/gen_readme.py``), so the README cannot drift from the code."""
+"""The README's generated sections (zoo table, profile output, API figures, gradient-path figures, demo recipe) must
+equal what ``scripts/gen_readme.py`` writes now: a changed count or a changed analyzer result fails here until the
+README is regenerated (``.venv/bin/python scripts/gen_readme.py``), so the README cannot drift from the code."""
 from __future__ import annotations
 
 import importlib.util
