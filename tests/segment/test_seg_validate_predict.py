@@ -208,7 +208,7 @@ def test_cli_predict_export_and_errors(tmp_path, capsys):
     torch.manual_seed(0)
     model = create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34)
     w = tmp_path / "best.pt"
-    save_checkpoint(w, make_checkpoint(model, names=["a", "b", "c"], imgsz=64, epoch=0))
+    save_checkpoint(w, make_checkpoint(model, task="segment", meta={"names": ["a", "b", "c"], "imgsz": 64}, epoch=0))
     src = _images(tmp_path / "src")
     assert main(["predict", "--weights", str(w), "--source", str(src / "wide.png"), "--out", str(tmp_path / "p"),
                  "--conf", "0.0", "--max-det", "3"]) == 0
@@ -289,12 +289,13 @@ def test_cli_val_on_a_coco_split(tmp_path, capsys):
     torch.manual_seed(0)
     w = tmp_path / "w.pt"
     save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=2, width=0.25, depth=0.34),
-                                       names=["cat4", "cat9"], imgsz=64))
+                                       task="segment", meta={"names": ["cat4", "cat9"], "imgsz": 64}))
     assert main(["val", "--weights", str(w), "--data", str(data), "--batch", "2", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert set(m["box"]) == set(m["mask"]) == {"map", "map50", "map75"} and m["images"] == 2
     assert [(c["name"], c["category_id"], c["instances"]) for c in m["per_class"]] == [("cat4", 4, 1), ("cat9", 9, 2)]
-    save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34)))
+    save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34),
+                                       task="segment"))
     assert main(["val", "--weights", str(w), "--data", str(data)]) == 2
     assert "predicts 3 classes but" in capsys.readouterr().err
 
