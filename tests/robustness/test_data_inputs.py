@@ -220,7 +220,7 @@ CASES: list[Case] = [
          lambda t: yolo_set(t, {"a.png": write_bytes(b"\x89PNG not really" * 8)}),
          "images/train/a.png", r"corrupt or unreadable image \(not a format PIL can identify\)$"),
     Case("image-truncated", "image", "a PNG cut in half", lambda t: yolo_set(t, {"a.png": truncated_png}),
-         "images/train/a.png", r"corrupt or unreadable image \(.*truncated"),
+         "images/train/a.png", r"corrupt or unreadable image \(image file is truncated"),
     Case("image-empty", "image", "a 0-byte .png", lambda t: yolo_set(t, {"a.png": write_bytes(b"")}),
          "images/train/a.png", r"empty image file \(0 bytes\)"),
     Case("image-bomb", "image", "a PNG declaring 20000 x 20000 px", lambda t: yolo_set(t, {"a.png": bomb_png}),
@@ -388,3 +388,19 @@ def test_recovery(case, tmp_path, capsys):
     assert report["ok"], report["errors"]
     case.check(ds, items[0], report)
     assert main(["check-data", str(yaml_path), "--split", "train"]) == 0
+
+
+def markdown_table(cases: list[Case] = CASES) -> str:
+    """The corpus as a README table: input -> what gradpath does (errors show the message after the file name)."""
+    rows = ["| group | input | what gradpath does |", "|---|---|---|"]
+    for c in cases:
+        message = re.sub(r"\\(.)", r"\1", c.error.replace(r"\d", "N").rstrip("$")) if c.error else ""
+        outcome = f"error naming `{c.file}`: `{message}`" if c.error else c.recovery
+        rows.append(f"| {c.group} | {c.input} | {outcome.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def test_markdown_table_has_a_row_per_case():
+    lines = markdown_table().splitlines()
+    assert len(lines) == len(CASES) + 2 and all(ln.count(" | ") == 2 for ln in lines[2:])
+    assert lines[4] == "| image | a 0-byte .png | error naming `images/train/a.png`: `empty image file (0 bytes)` |"
