@@ -14,6 +14,7 @@ from tqdm import tqdm
 from gradpath.data.classify import ClassifyDataset, classify_collate, eval_transform, load_classify_data
 from gradpath.data.images import read_image
 from gradpath.deploy import deploy_model, export_model
+from gradpath.engine.checkpoint import model_config_dict, plain
 from gradpath.checks import check_device
 from gradpath.errors import GradpathError
 from gradpath.formatting import fmt_num, table
@@ -87,9 +88,15 @@ def run_predict(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any
     return 0
 
 
-def run_export(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int, out: Path) -> dict:
-    meta = {"task": "classify", "model": getattr(model, "gradpath_name", type(model).__name__), "imgsz": imgsz,
-            "names": _names(ck, model), "outputs": "logits (1, num_classes)",
+def export_metadata(model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> dict[str, Any]:
+    """Class names, input size and preprocessing, and the registered model name with its resolved config (which
+    rebuild the network from a safetensors file)."""
+    return {"task": "classify", "model": model.gradpath_name, "config": plain(model_config_dict(model)),
+            "imgsz": imgsz, "names": _names(ck, model), "outputs": "logits (1, num_classes)",
             "input": "RGB float in [0, 1], short side resized to imgsz / 0.875 then centre-cropped"}
+
+
+def run_export(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int, out: Path) -> dict:
+    meta = export_metadata(model, ck, imgsz)
     return export_model(model, args.format, out, imgsz=imgsz, metadata=meta, opset=args.opset,
                         output_names=("logits",))

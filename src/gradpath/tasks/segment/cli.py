@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from gradpath.data import build_dataset, collate_fn, load_data_config
 from gradpath.deploy import deploy_model, export_model
+from gradpath.engine.checkpoint import model_config_dict, plain
 from gradpath.checks import check_device, check_imgsz
 from gradpath.errors import GradpathError
 from gradpath.formatting import fmt_num, table
@@ -77,9 +78,12 @@ def run_predict(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any
 
 
 def export_metadata(model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> dict[str, Any]:
-    return {"task": "segment", "model": getattr(model, "gradpath_name", type(model).__name__), "imgsz": imgsz,
-            "stride": [int(s) for s in model.stride.tolist()], "names": (ck.get("meta") or {}).get("names") or [],
-            "nm": int(model.head.nm), "outputs": "pred (1, N, 5 + nc + nm) decoded; proto (1, nm, S/4, S/4)"}
+    """What a user of an exported file needs: the class names, input size and output layout, and the registered
+    model name with its resolved config, which rebuild the network from a safetensors file."""
+    return {"task": "segment", "model": model.gradpath_name, "config": plain(model_config_dict(model)),
+            "imgsz": imgsz, "stride": [int(s) for s in model.stride.tolist()],
+            "names": (ck.get("meta") or {}).get("names") or [], "nm": int(model.head.nm),
+            "outputs": "pred (1, N, 5 + nc + nm) decoded; proto (1, nm, S/4, S/4)"}
 
 
 def run_export(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int, out: Path) -> dict:
