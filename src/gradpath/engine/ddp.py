@@ -92,3 +92,27 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
 def cleanup() -> None:
     if is_dist():
         dist.destroy_process_group()
+
+
+def any_rank(*flags: bool) -> list[bool]:
+    """Each flag OR-ed over the ranks (unchanged without DDP), so every rank takes the same branch.
+
+    Why: a rank that stops (a signal, a non-finite loss) while the others run on would leave them waiting in the
+    next gradient all-reduce until the process-group timeout.
+    """
+    if not is_dist():
+        return [bool(f) for f in flags]
+    t = torch.tensor([float(bool(f)) for f in flags])
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def gather_to_main(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` as a list indexed by rank on rank 0 (``[obj]`` without DDP; other ranks get [])."""
+    if not is_dist():
+        return [obj]
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out or []

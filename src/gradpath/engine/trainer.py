@@ -10,6 +10,23 @@ and ``weights/best.pt`` (written atomically, one schema: ``gradpath.engine.check
 A checkpoint holds everything ``--resume`` needs to continue *exactly*: weights, EMA, optimizer, scheduler, AMP
 scaler, RNG states and the epoch.
 
+Nothing is lost when a run is stopped:
+
+- SIGINT (Ctrl-C) or SIGTERM (pre-emption) mid-epoch: the loop finishes the forward pass it is in, writes
+  ``weights/last.pt`` with the position reached (``train.position``: epoch, batches done, the running loss mean,
+  gradients accumulated towards the next optimizer step, every rank's RNG state from before the first batch not
+  done) and stops (``RunInterrupted``, a ``KeyboardInterrupt``; or ``RunTerminated``, exit status 143). ``--resume``
+  skips the batches already done in the sampler (each epoch's order depends only on the seed and the epoch) and
+  continues with the same state, so with ``workers=0`` the final weights equal those of an uninterrupted run.
+  With loader workers, the augmentations of the rest of *that* epoch differ: each worker's RNG is seeded when the
+  epoch's iterator starts and has drawn for every batch it prepared before, which a resumed worker has not; from
+  the next epoch on every stream is reseeded per epoch and matches again.
+- A non-finite loss stops the run with the epoch and batch, after saving the state from before that batch.
+- ``kill -9`` loses at most the current epoch: ``last.pt`` of the last finished epoch is resumed.
+- A full disk while saving keeps the previous checkpoint (``gradpath.engine.checkpoint.save_checkpoint``).
+- Under DDP every rank agrees on those stops each iteration (``ddp.any_rank``), so no rank waits in a
+  collective the others left.
+
 Constructing a ``Trainer`` builds the parts of a run (device, loaders, optimizer, schedule, EMA) and changes no
 process-wide state; ``fit()`` applies thread count, determinism and the process group for the run only and puts
 them back afterwards (``gradpath.engine.environment``).
@@ -17,7 +34,9 @@ them back afterwards (``gradpath.engine.environment``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import signal
 import sys
 import time
 import warnings
@@ -27,7 +46,7 @@ from typing import Any, Callable, Mapping
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from gradpath.checks import check_device
@@ -35,7 +54,8 @@ from gradpath.engine import ddp
 from gradpath.engine.checkpoint import build_checkpoint, plain, save_checkpoint
 from gradpath.engine.config import TrainConfig
 from gradpath.engine.ema import ModelEMA
-from gradpath.engine.environment import cpu_threads_for, process_group, run_settings
+from gradpath.engine.environment import (RunInterrupted, RunTerminated, StopRequests, cpu_threads_for,
+                                         process_group, run_settings, stop_requests)
 from gradpath.engine.optim import build_optimizer, build_scheduler, warmup_momentum
 from gradpath.engine.plots import plot_results
 from gradpath.engine.results import ResultsCSV
@@ -44,11 +64,26 @@ from gradpath.engine.utils import epoch_seed, rng_state, seed_everything, seed_w
 from gradpath.errors import GradpathError
 from gradpath.nn import to_channels_last
 
-__all__ = ["Trainer", "TrainConfig"]
+__all__ = ["Trainer", "TrainConfig", "RunInterrupted", "RunTerminated"]
 
 
 def _default_log(msg: str) -> None:
     tqdm.write(msg, file=sys.stdout)
+
+
+class _SkipStart(Sampler):
+    """The epoch's sampler order without its first ``skip`` indices: how a resumed epoch leaves out the batches
+    it already trained on without loading them again."""
+
+    def __init__(self, base: Sampler) -> None:
+        self.base = base
+        self.skip = 0
+
+    def __iter__(self):
+        return itertools.islice(iter(self.base), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.base) - self.skip, 0)
 
 
 class Trainer:
@@ -85,6 +120,8 @@ class Trainer:
         self._build_loaders()
         self._build_optimization()
         self.start_epoch = 0
+        self._resume_position: dict[str, Any] | None = None  # set by a mid-epoch checkpoint
+        self.stops = StopRequests()  # replaced by fit(): signals recorded while it runs
         self.best_fitness = -math.inf
         self.metrics: dict[str, float] = {}
         self.train_model: nn.Module = self.model
@@ -101,10 +138,11 @@ class Trainer:
         self.batch_per_rank = max(cfg.batch // self.dist.world_size, 1)
         self.sampler = DistributedSampler(self.train_ds, num_replicas=self.dist.world_size,
                                           rank=max(self.dist.rank, 0), shuffle=True, seed=cfg.seed, drop_last=False)
+        self.epoch_sampler = _SkipStart(self.sampler)
         self.loader_gen = torch.Generator()
         pin = self.device.type == "cuda"
         self.train_loader = DataLoader(
-            self.train_ds, batch_size=self.batch_per_rank, sampler=self.sampler, num_workers=cfg.workers,
+            self.train_ds, batch_size=self.batch_per_rank, sampler=self.epoch_sampler, num_workers=cfg.workers,
             collate_fn=task.collate_fn, pin_memory=pin, drop_last=False, worker_init_fn=seed_worker,
             generator=self.loader_gen, persistent_workers=False)
         self.val_loader = None
@@ -139,8 +177,11 @@ class Trainer:
                 + [f"lr/pg{i}" for i in range(len(self.optimizer.param_groups))] + ["time_s"])
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self, epoch: int) -> dict[str, Any]:
-        """This run's state after ``epoch`` in the checkpoint schema (``weights`` = what is evaluated)."""
+    def checkpoint(self, epoch: int, position: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """This run's state after ``epoch`` in the checkpoint schema (``weights`` = what is evaluated).
+
+        ``position`` marks a checkpoint taken inside epoch ``epoch + 1`` (see ``_save_position``).
+        """
         raw = unwrap(self.model).state_dict()
         ema = self.ema.state_dict() if self.ema else None
         train = {
@@ -152,6 +193,9 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
         }
+        if position is not None:
+            train["position"] = dict(position)
+            train["rng"] = position["ranks"][0]["rng"]
         return build_checkpoint(
             task=self.task.name, task_options=plain(task_options(self.task)), meta=plain(task_meta(self.task)),
             model=plain(self.model_spec), weights=ema["ema"] if ema else raw, epoch=epoch, epochs=self.cfg.epochs,
@@ -178,8 +222,51 @@ class Trainer:
         self.metrics = dict(ck.get("metrics") or {})
         set_rng_state(train.get("rng"))
         self.start_epoch = epoch + 1
+        position = train.get("position")
+        if position:
+            if int(position["epoch"]) != epoch + 1 or not 0 <= int(position["batches"]) <= self.nb:
+                raise GradpathError(f"this checkpoint stopped at batch {position['batches']} of epoch "
+                                    f"{int(position['epoch']) + 1}, which does not fit its run ({self.nb} batches "
+                                    "an epoch); was the dataset changed?")
+            self._resume_position = dict(position)
         if self.is_main:
             self.results.truncate(epoch)
+
+    def _save_position(self, epoch: int, batches: int, mloss: torch.Tensor, rng: dict[str, Any]) -> Path:
+        """Write ``last.pt`` holding the run inside ``epoch`` after ``batches`` batches; returns its path.
+
+        ``rng`` is this rank's RNG state from before batch ``batches`` was drawn; gradients accumulated since the
+        last optimizer step are kept so an accumulation window can be cut anywhere. Collective under DDP.
+        """
+        ranks = ddp.gather_to_main({"rng": rng, "mloss": mloss.detach().cpu()})
+        path = self.wdir / "last.pt"
+        if self.is_main:
+            grads = [None if p.grad is None else p.grad.detach().cpu() for p in self.model.parameters()]
+            position = {"epoch": epoch, "batches": batches, "ranks": ranks,
+                        "grads": grads if any(g is not None for g in grads) else None}
+            save_checkpoint(path, self.checkpoint(epoch - 1, position))
+        ddp.barrier()
+        return path
+
+    def _resume_inside_epoch(self, epoch: int, mloss: torch.Tensor) -> int:
+        """Restore a mid-epoch checkpoint's running state for ``epoch``; returns the batches to skip (0: none)."""
+        position, self._resume_position = self._resume_position, None
+        if position is None or int(position["epoch"]) != epoch:
+            return 0
+        ranks = position["ranks"]
+        mine = ranks[self.dist.rank] if len(ranks) == self.dist.world_size else ranks[0]
+        mloss.copy_(torch.as_tensor(mine["mloss"]).to(mloss))
+        for p, g in zip(self.model.parameters(), position.get("grads") or []):
+            p.grad = None if g is None else g.to(device=p.device, dtype=p.dtype)
+        set_rng_state(mine["rng"])
+        return int(position["batches"])
+
+    def _stop(self, where: str, path: Path) -> None:
+        """End the run for a recorded signal, with one line saying where the checkpoint is."""
+        name = "SIGTERM" if self.stops.signum == signal.SIGTERM else "SIGINT"
+        msg = f"{name}: stopped {where}; checkpoint {path}, continue with --resume {path}"
+        self.log(msg)
+        self.stops.stop(msg, str(path))
 
     def _save(self, epoch: int, is_best: bool) -> None:
         ck = self.checkpoint(epoch)
@@ -204,12 +291,13 @@ class Trainer:
         """Train from ``start_epoch`` to ``cfg.epochs``; process-wide settings are restored when it returns."""
         threads = cpu_threads_for(self.cfg.workers, self.dist.world_size) if self.device.type == "cpu" else None
         with run_settings(threads=threads, deterministic=self.cfg.deterministic and self.device.type == "cpu"), \
-                process_group(self.device, self.dist, self.init_method):
+                process_group(self.device, self.dist, self.init_method), stop_requests() as self.stops:
             self._wrap_distributed()
             try:
                 return self._fit()
             finally:
                 self.train_model = self.model
+                self.stops = StopRequests()
 
     def _wrap_distributed(self) -> None:
         if not self.dist.enabled:
@@ -234,6 +322,8 @@ class Trainer:
             t0 = time.time()
             losses = self._train_epoch(epoch)
             self._end_epoch(epoch, losses, time.time() - t0)
+            if epoch + 1 < cfg.epochs and ddp.any_rank(self.stops.pending)[0]:  # a signal during evaluation
+                self._stop(f"after epoch {epoch + 1}/{cfg.epochs}", self.wdir / "last.pt")
         self.log(f"{cfg.epochs - self.start_epoch} epochs done in {(time.time() - t_start) / 60:.1f} min; "
                  f"results in {self.save_dir}")
         return self.metrics
@@ -246,24 +336,41 @@ class Trainer:
         self.loader_gen.manual_seed(epoch_seed(cfg.seed, epoch, self.dist.rank))
         self.sampler.set_epoch(epoch)
         mloss = torch.zeros(len(self.task.loss_names), device=self.device)
-        batches = enumerate(self.train_loader)
-        show = self.is_main and self.progress
-        pbar = None
-        if show:
-            pbar = tqdm(batches, total=self.nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=True,
-                        bar_format="{l_bar}{bar:12}{r_bar}", file=sys.stdout, dynamic_ncols=False, ncols=110)
-            batches = pbar
         self.optimizer.zero_grad(set_to_none=True)
-        for i, batch in batches:
+        start = self._resume_inside_epoch(epoch, mloss)
+        self.epoch_sampler.skip = start * self.batch_per_rank
+        batches = iter(self.train_loader)
+        pbar = None
+        if self.is_main and self.progress:
+            pbar = tqdm(total=self.nb, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=True,
+                        bar_format="{l_bar}{bar:12}{r_bar}", file=sys.stdout, dynamic_ncols=False, ncols=110)
+        for i in range(start, self.nb):
+            # What a checkpoint taken at this batch must restore: the RNG before the batch is drawn and the
+            # buffers (BN statistics) before its forward pass updates them. Cheap: buffers are a tiny fraction of
+            # a network.
+            rng_before = rng_state()
+            buffers_before = [b.detach().clone() for b in self.model.buffers()]
+            batch = next(batches)
             it = i + self.nb * epoch
             warmup_momentum(self.optimizer, it, self.warmup_iters, cfg.warmup_momentum, cfg.momentum)
             batch = self.task.preprocess(batch, self.device)
             with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
                 loss, items = self.task.loss(self.train_model, batch)
-            if not torch.isfinite(loss):
-                raise GradpathError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; the last good "
-                                    f"weights are in {self.wdir / 'last.pt'}; lower --lr0 or check the labels "
-                                    "(gradpath check-data)")
+            finite = bool(torch.isfinite(loss))
+            stop, bad = ddp.any_rank(self.stops.pending, not finite)
+            if stop or bad:  # this batch is not trained on: the checkpoint holds the state from before it
+                if pbar is not None:
+                    pbar.close()
+                with torch.no_grad():
+                    for b, saved in zip(self.model.buffers(), buffers_before):
+                        b.copy_(saved)
+                path = self._save_position(epoch, i, mloss, rng_before)
+                where = f"at epoch {epoch + 1}/{cfg.epochs}, batch {i + 1}/{self.nb}"
+                if bad:
+                    what = f"loss became {loss.item()}" if not finite else "another rank's loss became non-finite"
+                    raise GradpathError(f"{what} {where}; the last good state (before that batch) is in {path}; "
+                                        "lower --lr0 or check the labels (gradpath check-data)")
+                self._stop(where, path)
             # DDP averages gradients over ranks; scaling by the world size keeps them those of the total batch.
             self.scaler.scale(loss * self.dist.world_size).backward()
             if (i + 1) % self.accumulate == 0 or i + 1 == self.nb:
@@ -273,9 +380,13 @@ class Trainer:
                 self.scheduler.step()
             mloss = (mloss * i + items.detach().to(mloss)) / (i + 1)
             if pbar is not None:
+                pbar.update(1)
                 pbar.set_postfix_str(" ".join(f"{n}={v:.3f}" for n, v in zip(self.task.loss_names, mloss.tolist())))
         if pbar is not None:
             pbar.close()
+        if ddp.any_rank(self.stops.pending)[0]:  # stopped after the last batch: evaluation is still to come
+            self._stop(f"at the end of epoch {epoch + 1}/{cfg.epochs}, before evaluation",
+                       self._save_position(epoch, self.nb, mloss, rng_state()))
         elif self.is_main:
             self.log(f"epoch {epoch + 1}/{cfg.epochs}: " + " ".join(
                 f"{n}={v:.3f}" for n, v in zip(self.task.loss_names, mloss.tolist())))

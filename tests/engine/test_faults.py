@@ -1,0 +1,236 @@
+"""Faults lose nothing: Ctrl-C / SIGTERM mid-epoch, ``kill -9``, a full disk, a non-finite loss, a rank dying.
+
+Each stopped run is resumed and compared with an uninterrupted run of the same seed: the final weights must be
+*equal* (the toy data pipelines draw their augmentation from the global RNG with ``workers=0``, which a
+mid-epoch checkpoint restores).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from engine_toy import ToyTask, toy_model
+
+from gradpath.cli import main
+from gradpath.engine import TrainConfig, Trainer
+from gradpath.engine.checkpoint import load_checkpoint
+from gradpath.engine.trainer import RunInterrupted, RunTerminated
+from gradpath.errors import GradpathError
+from gradpath.tasks.registry import register_task, unregister_task
+
+HERE = Path(__file__).parent
+FAULT_TOY = HERE / "fault_toy.py"
+#: Hang guard for every subprocess (a healthy one takes seconds).
+SUBPROCESS_DEADLINE_S = 180
+
+
+# ---------------------------------------------------------------------------------------------- in-process runs
+class SignalledToyTask(ToyTask):
+    """The toy task that delivers ``signum`` to its own process during its ``at``-th loss call (or returns a NaN
+    loss there when ``signum`` is None)."""
+
+    def __init__(self, at: int, signum: int | None) -> None:
+        super().__init__()
+        self.at, self.signum, self.calls = at, signum, 0
+
+    def loss(self, model, batch):
+        self.calls += 1
+        loss, items = super().loss(model, batch)
+        if self.calls == self.at:
+            if self.signum is None:
+                return loss * float("nan"), items
+            signal.raise_signal(self.signum)
+        return loss, items
+
+
+def _toy_trainer(tmp_path: Path, name: str, task: ToyTask, resume=None) -> Trainer:
+    # 24 images, batch 4: 6 batches an epoch; nbs 8: an optimizer step every 2 batches, so a stop can fall
+    # between the two batches of a step; one warm-up epoch so the lr and momentum move every batch.
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=2, batch=4, nbs=8, lr0=0.05, warmup_epochs=1, workers=0, seed=3, device="cpu",
+                      plots=False, project=str(tmp_path), name=name)
+    return Trainer(toy_model(), task, cfg, tmp_path / name, resume=resume, log=lambda m: None, progress=False)
+
+
+@pytest.fixture(scope="module")
+def toy_reference(tmp_path_factory) -> dict:
+    """The uninterrupted toy run's final checkpoint."""
+    tmp = tmp_path_factory.mktemp("toyref")
+    _toy_trainer(tmp, "ref", ToyTask()).fit()
+    return load_checkpoint(tmp / "ref" / "weights" / "last.pt")
+
+
+def _assert_same_final_state(a: dict, b: dict) -> None:
+    assert a["epoch"] == b["epoch"]
+    for key in ("weights",):
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), k
+    for k, v in a["train"]["model"].items():  # the raw weights too, not only the EMA's
+        assert torch.equal(v, b["train"]["model"][k]), k
+    assert a["metrics"] == b["metrics"]
+
+
+@pytest.mark.parametrize("signum, stops_with, code", [(signal.SIGINT, RunInterrupted, 130),
+                                                       (signal.SIGTERM, RunTerminated, 143)])
+def test_signal_mid_epoch_saves_the_position_and_resume_equals_an_uninterrupted_run(
+        tmp_path, toy_reference, signum, stops_with, code):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # The 10th loss call is batch 4 of epoch 2: batches 1-3 are done, batch 3's gradient is accumulated but not
+    # yet stepped.
+    tr = _toy_trainer(tmp_path, "cut", SignalledToyTask(at=10, signum=signum))
+    with pytest.raises(stops_with) as info:
+        tr.fit()
+    assert {s: signal.getsignal(s) for s in before} == before  # the caller's handlers are back
+    last = tmp_path / "cut" / "weights" / "last.pt"
+    assert info.value.checkpoint == str(last)
+    assert getattr(info.value, "exit_code", getattr(info.value, "code", None)) == code
+    assert f"at epoch 2/2, batch 4/6; checkpoint {last}" in str(info.value)
+    ck = load_checkpoint(last)
+    position = ck["train"]["position"]
+    assert (ck["epoch"], position["epoch"], position["batches"]) == (0, 1, 3)
+    assert position["grads"] is not None and any(g is not None and g.abs().sum() > 0 for g in position["grads"])
+    assert ck["train"]["scheduler"]["last_epoch"] == 6 + 3  # the lr schedule stepped once per batch done
+
+    resumed = _toy_trainer(tmp_path, "cut", ToyTask(), resume=ck)
+    assert resumed.start_epoch == 1
+    resumed.fit()
+    _assert_same_final_state(toy_reference, load_checkpoint(last))
+
+
+def test_a_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_last_good_state(tmp_path, toy_reference):
+    tr = _toy_trainer(tmp_path, "nan", SignalledToyTask(at=9, signum=None))
+    last = tmp_path / "nan" / "weights" / "last.pt"
+    with pytest.raises(GradpathError, match=r"^loss became nan at epoch 2/2, batch 3/6; the last good state "
+                                            rf"\(before that batch\) is in {last}"):
+        tr.fit()
+    ck = load_checkpoint(last)
+    assert (ck["train"]["position"]["epoch"], ck["train"]["position"]["batches"]) == (1, 2)
+    # The state before the bad batch is exactly an uninterrupted run's: training on from it ends the same.
+    _toy_trainer(tmp_path, "nan", ToyTask(), resume=ck).fit()
+    _assert_same_final_state(toy_reference, load_checkpoint(last))
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_which_file(tmp_path, monkeypatch):
+    real_save = torch.save
+    def save_until_full(obj, f, *args, **kwargs):
+        if obj.get("epoch") == 1:  # epoch 2's first file, last.pt: half of it reaches the disk, then it is full
+            f.write(b"PK\x03\x04 partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    tr = _toy_trainer(tmp_path, "full", ToyTask())
+    last = tmp_path / "full" / "weights" / "last.pt"
+    with pytest.raises(GradpathError) as info:
+        tr.fit()
+    assert str(info.value) == f"no space left on the device while writing {last}; the previous checkpoint there is intact"
+    monkeypatch.setattr(torch, "save", real_save)
+    assert load_checkpoint(last)["epoch"] == 0  # epoch 1's checkpoint, whole
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]  # no temp file left
+
+
+# ---------------------------------------------------------------------------------------------- the real CLI
+CLI_ARGS = ["train", "--task", "faulttoy", "--model", "tiny-res", "--batch", "4", "--nbs", "8", "--workers", "0",
+            "--device", "cpu", "--quiet", "--warmup-epochs", "1", "--lr0", "0.01", "--seed", "5", "--epochs", "3",
+            "--no-plots"]
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """In-process CLI runs use one intra-op thread like the subprocesses, so float sums reduce in the same order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fault_task():
+    from fault_toy import FaultToyTask
+
+    register_task(FaultToyTask)
+    yield FaultToyTask
+    unregister_task(FaultToyTask.name)
+
+
+@pytest.fixture(scope="module")
+def cli_reference(tmp_path_factory, fault_task) -> dict:
+    project = tmp_path_factory.mktemp("cliref")
+    with _one_thread():
+        assert main([*CLI_ARGS, "--project", str(project), "--name", "ref"]) == 0
+    return load_checkpoint(project / "faulttoy" / "ref" / "weights" / "last.pt")
+
+
+def _start(args: list[str], cwd: Path, **fault_env: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **fault_env}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + SUBPROCESS_DEADLINE_S
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"{what} never appeared (rc {proc.returncode}): {out[-2000:]} {err[-2000:]}")
+        time.sleep(0.02)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=SUBPROCESS_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"subprocess hung: {out[-2000:]} {err[-2000:]}") from None
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_stopped_by_a_signal_exits_with_its_code_and_resumes_exactly(tmp_path, fault_task, cli_reference,
+                                                                          signum, code):
+    # The 6th loss call is batch 2 of epoch 2 (4 batches an epoch): it waits there until the signal is sent.
+    proc = _start([str(FAULT_TOY), *CLI_ARGS, "--project", str(tmp_path), "--name", "cut"], tmp_path,
+                  FAULT_PAUSE_AT="6", FAULT_DIR=str(tmp_path))
+    _wait_for(tmp_path / "ready", proc, "the pause at batch 2 of epoch 2")
+    proc.send_signal(signum)
+    (tmp_path / "go").touch()
+    rc, out, err = _finish(proc)
+    last = tmp_path / "faulttoy" / "cut" / "weights" / "last.pt"
+    assert rc == code, err
+    name = signal.Signals(signum).name
+    assert out.strip().splitlines()[-1] == (f"{name}: stopped at epoch 2/3, batch 2/4; checkpoint {last}, "
+                                            f"continue with --resume {last}")
+    assert "Traceback" not in err
+    ck = load_checkpoint(last)
+    assert (ck["epoch"], ck["train"]["position"]["epoch"], ck["train"]["position"]["batches"]) == (0, 1, 1)
+    with _one_thread():
+        assert main(["train", "--resume", str(last), "--quiet"]) == 0
+    _assert_same_final_state(cli_reference, load_checkpoint(last))
+
+
+def test_cli_killed_with_sigkill_resumes_from_the_last_epoch_checkpoint(tmp_path, fault_task, cli_reference):
+    proc = _start([str(FAULT_TOY), *CLI_ARGS, "--project", str(tmp_path), "--name", "killed"], tmp_path,
+                  FAULT_DELAY="0.2")  # ~1 s an epoch: killed while training epoch 2
+    last = tmp_path / "faulttoy" / "killed" / "weights" / "last.pt"
+    _wait_for(last, proc, "epoch 1's checkpoint")
+    proc.send_signal(signal.SIGKILL)
+    rc, _, _ = _finish(proc)
+    assert rc == -signal.SIGKILL
+    ck = load_checkpoint(last)
+    assert ck["epoch"] in (0, 1) and "position" not in ck["train"]  # an end-of-epoch checkpoint
+    with _one_thread():
+        assert main(["train", "--resume", str(last), "--quiet"]) == 0
+    _assert_same_final_state(cli_reference, load_checkpoint(last))
