@@ -1,4 +1,4 @@
-"""Layer- and stage-level parts of the paper's strategies. Imports nothing else of gradpath."""
+"""Layer- and stage-level parts of the paper's strategies. Of gradpath, imports only the leaf module `errors`."""
 from gradpath.nn.blocks import DenseBlock, OSABlock, bottleneck_block, res_block, resx_block
 from gradpath.nn.conv import ConvBNAct, fuse_conv_bn, fuse_model, make_act, to_channels_last
 from gradpath.nn.csp import FUSIONS, CSPStage

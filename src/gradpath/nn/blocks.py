@@ -62,6 +62,8 @@ class DenseBlock(nn.Module):
     """DenseNet block: layer i reads cat[x, y1..y(i−1)]; the output is cat[x, y1..yn].
 
     Each layer is 1×1 (→ ``bottleneck``·growth, if bottleneck) then 3×3 → growth.
+    No registered model uses it: it is the DenseNet pattern of Table 1 for the analyzer
+    (tests/analysis/test_backends.py checks its gradient paths).
     Shapes: (N, C, H, W) → (N, C + n·growth, H, W).
     """
 
@@ -90,7 +92,8 @@ class DenseBlock(nn.Module):
 
 
 class OSABlock(nn.Module):
-    """VoVNet one-shot aggregation: n chained 3×3 convs; cat[x, y1..yn] once; 1×1 transition → out_chs.
+    """VoVNet one-shot aggregation: n chained 3×3 convs; cat[x, y1..yn] once; 1×1 transition → out_chs
+    (the plain deep VoVNet of Table 4, ``vovnet99``, chains these).
 
     ``transition=False`` leaves the concatenation untransitioned (out = in + n·stage_chs) — the form a
     network-level plan (ELAN) uses to put one transition per stage instead of one per module.
