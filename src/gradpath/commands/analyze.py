@@ -20,7 +20,8 @@ from torch import nn
 from gradpath.analysis import analyze
 from gradpath.analysis.plots import check_plot_path, plot_report
 from gradpath.analysis.scaling import FAMILIES, TABLE1, scaling
-from gradpath.commands.profile import add_model_args, model_from_args
+from gradpath.checks import check_imgsz, check_positive
+from gradpath.commands._model_args import add_model_args, model_from_args
 from gradpath.errors import GradpathError, suggest
 from gradpath.formatting import table
 from gradpath.models.registry import create_model
@@ -142,10 +143,13 @@ def _imgsz(args, model: nn.Module) -> int | None:
 
 
 def _check_args(args) -> None:
-    if args.imgsz is not None and args.imgsz < 1:
-        raise GradpathError(f"--imgsz must be a positive number of pixels, got {args.imgsz}")
-    if args.max_rows is not None and args.max_rows < 1:
-        raise GradpathError(f"--max-rows must be at least 1, got {args.max_rows}")
+    if args.imgsz is not None:
+        if args.model_file:  # the user's own model: any positive size may be right for it
+            check_positive(args.imgsz, "--imgsz")
+        else:  # registered models (and --compare): the size every registered model accepts
+            check_imgsz(args.imgsz)
+    if args.max_rows is not None:
+        check_positive(args.max_rows, "--max-rows")
     if args.plot:
         check_plot_path(args.plot, "--plot")
 
