@@ -8,7 +8,8 @@ resumed run (which rebuilds the task from the checkpoint's options) runs clean:
 - ``FAULT_PAUSE_AT=k`` and ``FAULT_DIR=d``: the k-th ``loss()`` call of the process writes ``d/ready`` and waits
   (up to 60 s) for ``d/go``, so a test can deliver a signal at a known batch;
 - ``FAULT_DELAY=s``: every ``loss()`` call sleeps ``s`` seconds (a run slow enough to be killed mid-way);
-- ``FAULT_RAISE_AT=k`` and ``FAULT_RAISE_RANK=r``: the k-th ``loss()`` call of rank r raises ``RuntimeError``.
+- ``FAULT_RAISE_AT=k`` and ``FAULT_RAISE_RANK=r``: the k-th ``loss()`` call of rank r raises ``RuntimeError``
+  (after writing ``FAULT_DIR/raised``, whose time stamp tells a test when the rank died).
 """
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ def _inject_faults(call: int) -> None:
             time.sleep(0.02)
     if (env.get("FAULT_RAISE_AT") and call == int(env["FAULT_RAISE_AT"])
             and env.get("RANK", "0") == env.get("FAULT_RAISE_RANK", "0")):
+        if env.get("FAULT_DIR"):
+            (Path(env["FAULT_DIR"]) / "raised").touch()
         raise RuntimeError(f"injected failure on rank {env.get('RANK', '0')} at loss call {call}")
 
 

@@ -174,16 +174,22 @@ def cli_reference(tmp_path_factory, fault_task) -> dict:
 def _start(args: list[str], cwd: Path, **fault_env: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **fault_env}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    # Its own session, so a hung run is killed with every process it started (torchrun's ranks too).
     return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen) -> tuple[str, str]:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.communicate()
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + SUBPROCESS_DEADLINE_S
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out, err = proc.communicate()
+            out, err = _kill(proc)
             raise AssertionError(f"{what} never appeared (rc {proc.returncode}): {out[-2000:]} {err[-2000:]}")
         time.sleep(0.02)
 
@@ -192,8 +198,7 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=SUBPROCESS_DEADLINE_S)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+        out, err = _kill(proc)
         raise AssertionError(f"subprocess hung: {out[-2000:]} {err[-2000:]}") from None
     return proc.returncode, out, err
 
@@ -234,3 +239,20 @@ def test_cli_killed_with_sigkill_resumes_from_the_last_epoch_checkpoint(tmp_path
     with _one_thread():
         assert main(["train", "--resume", str(last), "--quiet"]) == 0
     _assert_same_final_state(cli_reference, load_checkpoint(last))
+
+
+def test_a_rank_dying_under_torchrun_ends_the_others_within_60_s(tmp_path, free_port):
+    # Rank 1's second batch raises; rank 0 is then in (or about to enter) the gradient all-reduce with it. gloo
+    # reports the closed connection at once and torchrun stops the remaining rank and names the root cause.
+    proc = _start(["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+                   str(FAULT_TOY), *CLI_ARGS, "--project", str(tmp_path), "--name", "ddp", "--batch", "8"],
+                  tmp_path, FAULT_RAISE_AT="2", FAULT_RAISE_RANK="1", FAULT_DIR=str(tmp_path))
+    rc, out, err = _finish(proc)
+    ended = time.time()
+    died = (tmp_path / "raised").stat().st_mtime
+    assert rc == 1
+    assert ended - died < 60, f"the surviving rank took {ended - died:.0f} s to exit"
+    assert "[rank1]: RuntimeError: injected failure on rank 1 at loss call 2" in err
+    # torchrun's summary: the first failure is rank 1's, and it is named as the root cause
+    root = err[err.index("Root Cause (first observed failure):"):]
+    assert "rank      : 1 (local_rank: 1)" in root and "exitcode  : 1" in root
