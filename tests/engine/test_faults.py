@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from engine_toy import ToyTask, toy_model
 
 from gradpath.cli import main
 from gradpath.engine import TrainConfig, Trainer
 from gradpath.engine.checkpoint import load_checkpoint
+from gradpath.engine.ddp import DistInfo
 from gradpath.engine.trainer import RunInterrupted, RunTerminated
 from gradpath.errors import GradpathError
 from gradpath.tasks.registry import register_task, unregister_task
@@ -256,3 +258,55 @@ def test_a_rank_dying_under_torchrun_ends_the_others_within_60_s(tmp_path, free_
     # torchrun's summary: the first failure is rank 1's, and it is named as the root cause
     root = err[err.index("Root Cause (first observed failure):"):]
     assert "rank      : 1 (local_rank: 1)" in root and "exitcode  : 1" in root
+
+
+# ---------------------------------------------------------------------------------------------- DDP, 2 ranks
+def _ddp_worker(rank: int, world: int, tmp: str) -> None:
+    torch.set_num_threads(1)
+
+    def trainer(name: str, task: ToyTask, fit_no: int, resume=None) -> Trainer:
+        torch.manual_seed(0)
+        # 24 images over 2 ranks, 4 a rank per batch: 3 batches an epoch; nbs 16: a step every 2 batches.
+        cfg = TrainConfig(epochs=2, batch=8, nbs=16, lr0=0.05, warmup_epochs=1, workers=0, seed=3, device="cpu",
+                          plots=False, project=tmp, name=name)
+        return Trainer(toy_model(), task, cfg, Path(tmp) / name, resume=resume, log=lambda m: None, progress=False,
+                       dist_info=DistInfo(rank=rank, local_rank=rank, world_size=world),
+                       init_method=f"file://{tmp}/init{fit_no}")
+
+    finals = {}
+    ref = trainer("ref", ToyTask(), 0)
+    ref.fit()
+    finals["ref"] = {k: v.clone() for k, v in ref.eval_model().state_dict().items()}
+    # Only rank 0 gets the signal, during its 5th loss call (batch 2 of epoch 2); both ranks must stop there.
+    cut = trainer("cut", SignalledToyTask(at=5, signum=signal.SIGINT if rank == 0 else None), 1)
+    if rank == 1:
+        cut.task.at = -1
+    try:
+        cut.fit()
+    except RunInterrupted as e:
+        finals["stopped"] = e.checkpoint
+    last = Path(tmp) / "cut" / "weights" / "last.pt"
+    resumed = trainer("cut", ToyTask(), 2, resume=load_checkpoint(last))
+    resumed.fit()
+    finals["cut"] = {k: v.clone() for k, v in resumed.eval_model().state_dict().items()}
+    torch.save(finals, os.path.join(tmp, f"rank{rank}.pt"))
+
+
+def test_ddp_ranks_stop_together_on_one_ranks_signal_and_resume_exactly(tmp_path):
+    ctx = mp.start_processes(_ddp_worker, args=(2, str(tmp_path)), nprocs=2, join=False, start_method="spawn")
+    for _ in range(SUBPROCESS_DEADLINE_S * 2):
+        if ctx.join(timeout=0.5):
+            break
+    else:
+        for p in ctx.processes:
+            p.kill()
+        raise AssertionError(f"DDP runs did not finish within {SUBPROCESS_DEADLINE_S} s (hang?)")
+    last = tmp_path / "cut" / "weights" / "last.pt"
+    for rank in (0, 1):
+        finals = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert finals["stopped"] == str(last)  # the rank without the signal stopped too
+        for k, v in finals["ref"].items():  # each rank's replica ends as uninterrupted
+            # Checkpoints hold rank 0's BN statistics (DDP broadcasts them to every rank at each forward); another
+            # rank's EMA of its own statistics is not kept, at epoch ends either.
+            if rank == 0 or "running" not in k:
+                assert torch.equal(v, finals["cut"][k]), (rank, k)
