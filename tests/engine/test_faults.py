@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from engine_toy import ToyTask, toy_model
+from engine_toy import ToyDataset, ToyTask, toy_model
 
 from gradpath.cli import main
 from gradpath.engine import TrainConfig, Trainer
@@ -310,3 +310,47 @@ def test_ddp_ranks_stop_together_on_one_ranks_signal_and_resume_exactly(tmp_path
             # rank's EMA of its own statistics is not kept, at epoch ends either.
             if rank == 0 or "running" not in k:
                 assert torch.equal(v, finals["cut"][k]), (rank, k)
+
+
+# ---------------------------------------------------------------------------------------------- loader workers
+class IndexedToyDataset(ToyDataset):
+    def __getitem__(self, i: int):
+        x, y = super().__getitem__(i)
+        return x, y, i
+
+
+class IndexRecordingToyTask(SignalledToyTask):
+    """Records which images each trained batch held (the loader's order after a resume's skip)."""
+
+    def __init__(self, at: int = -1, signum: int | None = None) -> None:
+        super().__init__(at, signum)
+        self.seen: list[list[int]] = []
+
+    def datasets(self):
+        return IndexedToyDataset(self.n_train, 1), None
+
+    def preprocess(self, batch, device):
+        x, y, i = batch
+        self.seen.append(i.tolist())
+        return x.to(device), y.to(device)
+
+
+def test_with_loader_workers_resume_skips_exactly_the_batches_done(tmp_path):
+    # With workers the images of the rest of the interrupted epoch get other random flips (each worker's RNG is
+    # seeded when the epoch's iterator starts: see gradpath/engine/trainer.py), but the batches are the same ones.
+    def run(name, task, resume=None):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=2, batch=4, nbs=8, lr0=0.05, warmup_epochs=1, workers=1, seed=3, device="cpu",
+                          plots=False, project=str(tmp_path), name=name)
+        tr = Trainer(toy_model(), task, cfg, tmp_path / name, resume=resume, log=lambda m: None, progress=False)
+        tr.fit()
+
+    full = IndexRecordingToyTask()
+    run("full", full)
+    cut = IndexRecordingToyTask(at=10, signum=signal.SIGINT)
+    with pytest.raises(RunInterrupted):
+        run("cut", cut)
+    rest = IndexRecordingToyTask()
+    run("cut", rest, resume=load_checkpoint(tmp_path / "cut" / "weights" / "last.pt"))
+    assert len(full.seen) == 12 and cut.seen == full.seen[:10]  # the 10th batch was loaded, not trained on
+    assert rest.seen == full.seen[9:]  # resumed at that batch, none repeated or left out
