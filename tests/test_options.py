@@ -289,3 +289,14 @@ def test_profile_batch_device_and_list_override(capsys):
     b = _json_out(capsys, ["profile", "yolor-elan-11", "--imgsz", "64", "--iters", "0", "--json"])
     c = _json_out(capsys, ["profile", "yolor-elan", "--imgsz", "64", "--iters", "0", "--json"])
     assert (a["params"], a["gflops"]) == (b["params"], b["gflops"]) and a["params"] != c["params"]
+
+
+def test_train_leaves_process_state_as_found(env):
+    """A library/CLI call must not leave thread counts, determinism flags or a process group behind."""
+    torch.set_num_threads(1)
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.is_grad_enabled())
+    _train(env, "state", epochs=1)
+    after = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.is_grad_enabled())
+    assert after == before and not torch.distributed.is_initialized()
