@@ -18,10 +18,14 @@ A rule is ``rule(ctx, node, data, name)``: ``ctx`` is the walker (``shape``, ``a
 add exactly one vertex for ``node`` with ``ctx.add`` and then its incoming edges with ``ctx.edge``.
 
 Functions fx cannot trace into (for example because they branch on shapes) can be kept as one call with
-:func:`register_leaf_function`, which takes the function and its channel rule.
+:func:`register_leaf_function`, which takes the function and its channel rule, or by declaring the rule on the
+function itself — ``fn.channel_rule = "prefix_add"`` (a name in ``NAMED_RULES``) — which the analyzer finds in
+the modules that define the model's classes (:func:`declared_leaf_functions`). The analyzer itself knows no model
+library's functions.
 """
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -29,7 +33,6 @@ import torch.fx as fx
 from torch import nn
 
 from gradpath.analysis.graph import PASS, Rel
-from gradpath.nn.residual import asymmetric_add
 
 if TYPE_CHECKING:  # the walker passes itself as ``ctx``; imported for type names only (it imports this module)
     from gradpath.analysis.fx_backend import FxGraphBuilder
@@ -416,4 +419,23 @@ def _sequence_item(ctx: FxGraphBuilder, n: fx.Node, data: list[fx.Node], src: fx
 # ---- leaf functions ------------------------------------------------------------------------------------------
 # This library's own untraceable function, registered through the same public call a user would make: its body
 # branches on shapes, so fx keeps it as one call whose channel map is the generic prefix_add rule.
-register_leaf_function(asymmetric_add, prefix_add)
+
+
+#: rules a function may name in its ``channel_rule`` attribute
+NAMED_RULES: dict[str, ChannelRule] = {"prefix_add": prefix_add}
+
+
+def declared_leaf_functions(root: nn.Module) -> dict[Callable, ChannelRule]:
+    """Functions with a ``channel_rule`` attribute naming a rule of ``NAMED_RULES``, found among the globals of
+    the modules that define ``root``'s classes (where fx's ``autowrap_functions`` looks them up), registered as
+    leaf functions on first sight."""
+    found: dict[Callable, ChannelRule] = {}
+    for mod_name in {type(m).__module__ for m in root.modules()}:
+        module = sys.modules.get(mod_name)
+        for value in vars(module).values() if module is not None else ():
+            rule = NAMED_RULES.get(getattr(value, "channel_rule", None)) if callable(value) else None
+            if rule is not None:
+                found[value] = rule
+                if value not in LEAF_FUNCTIONS:
+                    register_leaf_function(value, rule)
+    return found

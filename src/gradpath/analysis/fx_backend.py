@@ -18,7 +18,8 @@ import torch.fx as fx
 from torch import nn
 from torch.fx.proxy import TraceError
 
-from gradpath.analysis.channel_rules import (LEAF_FUNCTIONS, default_axis, is_per_channel, mixing, op_name,
+from gradpath.analysis.channel_rules import (LEAF_FUNCTIONS, declared_leaf_functions, default_axis, is_per_channel,
+                                             mixing, op_name,
                                              rule_for_call, rule_for_module)
 from gradpath.analysis.graph import INPUT, LOSS, PASS, UNIT, OpGraph, Rel
 from gradpath.analysis.naming import CONVS, PER_CHANNEL_NORMS, is_norm, param_owner_map, unit_display_name
@@ -109,7 +110,8 @@ def trace_fx(model: nn.Module, example: torch.Tensor, loss_fn: Callable | None =
     prefix = "model." if loss_fn is not None else ""
     # registered leaf functions (e.g. ones that branch on shapes) stay one call with a known channel map
     try:
-        graph = fx.Tracer(autowrap_functions=tuple(LEAF_FUNCTIONS)).trace(root)
+        leaves = {**LEAF_FUNCTIONS, **declared_leaf_functions(root)}
+        graph = fx.Tracer(autowrap_functions=tuple(leaves)).trace(root)
     except _TRACE_FAILURES as e:
         raise UntraceableError(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from e
     gm = fx.GraphModule(root, graph)

@@ -76,6 +76,11 @@ def asymmetric_add(identity: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return y + F.pad(identity, (0, 0, 0, 0, 0, cy - cx))
 
 
+# The channel map of this function for the gradient-path analyzer, which keeps it as one op (fx cannot trace its
+# shape-dependent branches): the first min(C_x, C_y) channels of the identity are added to y's.
+asymmetric_add.channel_rule = "prefix_add"  # type: ignore[attr-defined]
+
+
 class Residual(nn.Module):
     """y = act(shortcut(x, branch(x))). Wraps any branch module; declares ``out_channels``.
 
