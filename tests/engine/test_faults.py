@@ -354,3 +354,26 @@ def test_with_loader_workers_resume_skips_exactly_the_batches_done(tmp_path):
     run("cut", rest, resume=load_checkpoint(tmp_path / "cut" / "weights" / "last.pt"))
     assert len(full.seen) == 12 and cut.seen == full.seen[:10]  # the 10th batch was loaded, not trained on
     assert rest.seen == full.seen[9:]  # resumed at that batch, none repeated or left out
+
+
+def test_cli_full_disk_is_one_line_exit_2_and_resume_continues_from_the_intact_checkpoint(
+        tmp_path, fault_task, cli_reference, monkeypatch, capsys):
+    real_save = torch.save
+
+    def full_at_epoch_2(obj, f, *args, **kwargs):
+        if obj.get("epoch") == 1:
+            f.write(b"PK\x03\x04 partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_at_epoch_2)
+    with _one_thread():
+        assert main([*CLI_ARGS, "--project", str(tmp_path), "--name", "full"]) == 2
+    last = tmp_path / "faulttoy" / "full" / "weights" / "last.pt"
+    assert capsys.readouterr().err == (f"gradpath train: error: no space left on the device while writing {last}; "
+                                       "the previous checkpoint there is intact\n")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert load_checkpoint(last)["epoch"] == 0
+    with _one_thread():  # space freed: the run goes on from epoch 1's checkpoint to the uninterrupted result
+        assert main(["train", "--resume", str(last), "--quiet"]) == 0
+    _assert_same_final_state(cli_reference, load_checkpoint(last))
