@@ -18,7 +18,11 @@ Schema (``SCHEMA_VERSION`` 2)::
     metrics       last evaluation's metrics;   best_fitness: the fitness that chose best.pt
     date          when it was written
     train         only in checkpoints a run can resume from: {"args" (TrainConfig fields), "model" (raw weights),
-                  "ema" (EMA bookkeeping: updates, decay, tau), "optimizer", "scheduler", "scaler", "rng"}
+                  "ema" (EMA bookkeeping: updates, decay, tau), "optimizer", "scheduler", "scaler", "rng",
+                  and in a checkpoint written inside an epoch (a signal, a non-finite loss) "position": {"epoch"
+                  (the epoch it stopped in; top-level ``epoch`` is the one before), "batches" (done in it),
+                  "ranks" (per DDP rank: "rng" before the next batch, "mloss" the running loss mean), "grads"
+                  (gradients accumulated since the last optimizer step, by parameter order, or None)}}
 
 Checkpoints of gradpath 0.1 (two older layouts) are upgraded on load by ``upgrade_checkpoint``.
 """
