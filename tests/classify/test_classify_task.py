@@ -90,6 +90,14 @@ def test_train_val_predict_export(tmp_path, folder, capsys):
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-4)
 
+    # the safetensors export (weights + metadata, no code) is itself a checkpoint `val` reads
+    st = tmp_path / "m.safetensors"
+    assert main(["export", "--weights", str(run / "weights" / "last.pt"), "--format", "safetensors",
+                 "--out", str(st)]) == 0
+    capsys.readouterr()
+    assert main(["val", "--weights", str(st), "--data", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == pytest.approx(trained_top1, abs=1e-9)
+
 
 def test_classifier_refuses_detection_data_and_detector(tmp_path, folder, capsys):
     assert main(["train", "--task", "classify", "--model", "yolor-csp", "--data", str(folder), "--imgsz", "64",

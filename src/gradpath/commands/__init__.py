@@ -11,13 +11,15 @@ from __future__ import annotations
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "list registered models and their paper numbers"),
     "profile": ("profile", "count params/FLOPs, activation memory and latency of a model"),
-    "reproduce": ("reproduce", "reproduce the paper's tables (flops: Tables 2-8 FLOPs/params)"),
+    "reproduce": ("reproduce", "reproduce the paper's tables: flops (every FLOPs/params row), table1 ... table8, "
+                  "all"),
     "analyze": ("analyze", "gradient paths: SGP/LGP, timestamps, path counts, sources per unit; LGP/LSGP per net"),
     "train": ("train", "train a model on a task and write runs/<task>/<name>/"),
     "check-data": ("check_data", "check a dataset for problems before training"),
     "val": ("val", "evaluate a trained model on a dataset split (segment: COCO box and mask AP; "
             "classify: top-1/top-5)"),
     "predict": ("predict", "run a trained model on images (segment: boxes and masks; classify: top classes)"),
-    "export": ("export", "export a trained model to ONNX or TorchScript (checked against PyTorch)"),
+    "export": ("export", "export a trained model to ONNX, torch.export (pt2), TorchScript (deprecated) or "
+               "safetensors (checked against PyTorch)"),
 }
 

@@ -29,7 +29,9 @@ def run(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         for name, s in report["splits"].items():
-            print(f"{name}: {s['images']} images, {s['instances']} instances ({s['format']})")
+            dropped = s.get("dropped_polygons", 0)
+            print(f"{name}: {s['images']} images, {s['instances']} instances ({s['format']})"
+                  + (f", {dropped} degenerate polygon(s) dropped (their boxes kept)" if dropped else ""))
         for level in ("errors", "warnings"):
             for p in report[level]:
                 where = f"[{p['split']}] " if "split" in p else ""

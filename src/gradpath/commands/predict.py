@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from gradpath.commands import COMMANDS
 from gradpath.commands._weights import add_task_args, add_weights_args, load_weights
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="run a trained model on images (segment: boxes and masks; classify: top "
-                       "classes)",
+    p = sub.add_parser("predict", help=COMMANDS["predict"][1],
                        description="Run the checkpoint on each image and write predictions.json (and, unless "
                        "--no-images, annotated images) to --out. Segment: letterboxed input, masks decoded at the "
                        "original resolution, boxes in pixels, masks as COCO RLE. Classify: the top-5 classes.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from gradpath.commands import COMMANDS
 from gradpath.commands._reproduce_tables import add_table_parsers
 from gradpath.errors import GradpathError
 from gradpath.experiments.zoo import ROWS, TOLERANCE, evaluate_rows
@@ -11,7 +12,7 @@ from gradpath.formatting import table
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("reproduce", help="reproduce the paper's tables (flops: Tables 2-8 FLOPs/params)",
+    p = sub.add_parser("reproduce", help=COMMANDS["reproduce"][1],
                        description="Reproduce the paper's tables.")
     rsub = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
     f = rsub.add_parser("flops", help="FLOPs and params of every row of Tables 2-8 vs the paper",

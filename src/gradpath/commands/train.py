@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from gradpath import runner
 from gradpath.checks import check_imgsz, check_positive, check_workers
+from gradpath.commands import COMMANDS
 from gradpath.commands._model_args import add_override_args, model_overrides_from_args, parse_overrides
 from gradpath.engine import TrainConfig
 from gradpath.engine.run_dir import find_resume_checkpoint
@@ -28,7 +29,7 @@ TRAIN_OPTIONS = ("epochs", "batch", "optimizer", "lr0", "lrf", "schedule", "warm
 def add_parser(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser(
-        "train", help="train a model on a task and write runs/<task>/<name>/",
+        "train", help=COMMANDS["train"][1],
         description="Train a registered model on a dataset with the recipe the paper uses (Sec. 5.1, YOLOv5's): "
         "SGD/AdamW, warm-up then cosine/linear decay, EMA, gradient clipping, AMP on CUDA. Writes "
         "runs/<task>/<name>/ with args.yaml, results.csv (a row per epoch), plots and weights/{last,best}.pt. "

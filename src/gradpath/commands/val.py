@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from gradpath.commands import COMMANDS
 from gradpath.commands._weights import add_task_args, add_weights_args, load_weights
 from gradpath.errors import GradpathError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("val", help="evaluate a trained model on a dataset split (segment: COCO box and mask AP; "
-                       "classify: top-1/top-5)",
+    p = sub.add_parser("val", help=COMMANDS["val"][1],
                        description="Run a checkpoint over a dataset split and score it with its task's metric: "
                        "segment = pycocotools COCOeval box and mask AP@[.5:.95], AP50, AP75, per class, in original "
                        "image coordinates; classify = top-1, top-5 and per-class accuracy.")

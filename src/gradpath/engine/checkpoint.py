@@ -24,7 +24,8 @@ Schema (``SCHEMA_VERSION`` 2)::
                   "ranks" (per DDP rank: "rng" before the next batch, "mloss" the running loss mean), "grads"
                   (gradients accumulated since the last optimizer step, by parameter order, or None)}}
 
-Checkpoints of gradpath 0.1 (two older layouts) are upgraded on load by ``upgrade_checkpoint``.
+Checkpoints of gradpath 0.1 (two older layouts) are upgraded on load by ``upgrade_checkpoint``; a
+``.safetensors`` file written by ``gradpath export`` loads as a checkpoint without training state.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradpath.deploy import read_safetensors
 from gradpath.errors import GradpathError
 from gradpath.models.registry import create_model
 
@@ -90,6 +92,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise GradpathError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
         raise GradpathError(f"checkpoint {path} is empty (0 bytes)")
+    if path.suffix == ".safetensors":  # weights + metadata written by `gradpath export --format safetensors`
+        ck = read_safetensors(path)
+        return build_checkpoint(task=ck["task"], task_options={}, meta=ck["meta"], model=ck["model"],
+                                weights=ck["weights"])
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, OSError, ValueError, EOFError, KeyError, AttributeError, ImportError,

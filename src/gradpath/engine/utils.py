@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradpath.errors import GradpathError
 
 
 def seed_everything(seed: int) -> None:
@@ -82,9 +81,3 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def env_int(name: str, default: int) -> int:
     v = os.environ.get(name)
     return int(v) if v not in (None, "") else default
-
-
-def check_imgsz(imgsz: int, stride: int = 32) -> None:
-    """A detector's input must divide by its largest stride (32) or its feature maps would not line up."""
-    if imgsz % stride:
-        raise GradpathError(f"--imgsz must be a multiple of {stride} (the largest stride), got {imgsz}")

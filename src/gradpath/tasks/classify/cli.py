@@ -12,14 +12,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gradpath.data.classify import ClassifyDataset, classify_collate, eval_transform, load_classify_data
-from gradpath.data.images import read_image
+from gradpath.data.images import list_images, read_image
 from gradpath.deploy import deploy_model, export_model
 from gradpath.engine.checkpoint import model_config_dict, plain
 from gradpath.checks import check_device
 from gradpath.errors import GradpathError
 from gradpath.formatting import fmt_num, table
 from gradpath.tasks.classify.metrics import classification_metrics
-from gradpath.tasks.segment.predict import list_images  # INTEGRATION: moves to data/images.py
 
 
 def _names(ck: Mapping[str, Any], model: nn.Module) -> list[str]:

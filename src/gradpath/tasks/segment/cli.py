@@ -30,6 +30,11 @@ def add_val_args(p: argparse._ArgumentGroup) -> None:
                    help="segment: confidence threshold (default 0.001, as COCO evaluation wants)")
     p.add_argument("--iou", type=float, default=0.6, help="segment: NMS IoU threshold (default 0.6)")
     p.add_argument("--max-det", type=int, default=300, help="segment: detections kept per image (default 300)")
+    p.add_argument("--rect", action="store_true", help="segment: rectangular batches (images of similar aspect "
+                   "ratio, each batch letterboxed to its own multiple-of-32 canvas, pad 0.5), as YOLOv5 validates")
+    p.add_argument("--coco-json", help="segment: score against this official COCO annotation file (e.g. "
+                   "instances_val2017.json) instead of the split's own labels, so YOLO-txt labels give numbers "
+                   "comparable with the paper's")
 
 
 def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
@@ -37,14 +42,14 @@ def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], i
     cfg = load_data_config(args.data)
     if cfg.nc != model.num_classes:
         raise GradpathError(f"{args.weights} predicts {model.num_classes} classes but {args.data} has {cfg.nc}")
-    ds = build_dataset(cfg, split=args.split, imgsz=imgsz, augment=False)
+    ds = build_dataset(cfg, split=args.split, imgsz=imgsz, augment=False, rect=args.rect, batch_size=args.batch)
     if len(ds) == 0:
         raise GradpathError(f"the {args.split} split of {args.data} is empty")
     device = check_device(args.device)
     model = deploy_model(model, device)
     loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate_fn)
     m = validate(model, loader, ds, device, conf_thres=args.conf, iou_thres=args.iou, max_det=args.max_det,
-                 progress=not args.json)
+                 progress=not args.json, coco_json=args.coco_json)
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
@@ -53,7 +58,8 @@ def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], i
     for c in m["per_class"]:
         rows.append([c["name"], c["instances"], fmt_num(c["box_map50"], 3), fmt_num(c["box_map"], 3),
                      fmt_num(c["mask_map50"], 3), fmt_num(c["mask_map"], 3)])
-    print(f"{args.weights} on {args.data} {args.split} ({m['images']} images, imgsz {imgsz}, {device})")
+    print(f"{args.weights} on {args.data} {args.split} ({m['images']} images, imgsz {imgsz}"
+          f"{', rect' if args.rect else ''}, {device})")
     print(table(["class", "instances", "box AP50", "box AP", "mask AP50", "mask AP"], rows, "lrrrrr"))
     sp = m["speed_ms"]
     print(f"speed per image: {sp['inference']:.1f} ms inference, {sp['nms']:.1f} ms NMS")

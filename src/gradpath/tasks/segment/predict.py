@@ -23,8 +23,9 @@ from torch import nn
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 from tqdm import tqdm
 
+from gradpath.checks import check_imgsz
 from gradpath.data.images import letterbox, list_images, read_image
-from gradpath.engine.utils import check_imgsz, unwrap
+from gradpath.engine.utils import unwrap
 from gradpath.errors import GradpathError
 from gradpath.tasks.segment.postprocess import masks_to_original, non_max_suppression, scale_boxes
 from gradpath.tasks.segment.validate import encode_masks
