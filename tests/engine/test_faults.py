@@ -107,6 +107,19 @@ def test_signal_mid_epoch_saves_the_position_and_resume_equals_an_uninterrupted_
     _assert_same_final_state(toy_reference, load_checkpoint(last))
 
 
+def test_a_signal_the_caller_ignores_stays_ignored_and_handlers_come_back(tmp_path):
+    before_int = signal.getsignal(signal.SIGINT)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        tr = _toy_trainer(tmp_path, "ign", SignalledToyTask(at=3, signum=signal.SIGTERM))
+        tr.fit()  # SIGTERM is ignored by this process: the run goes on to the end
+        assert load_checkpoint(tmp_path / "ign" / "weights" / "last.pt")["epoch"] == 1
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is before_int
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_last_good_state(tmp_path, toy_reference):
     tr = _toy_trainer(tmp_path, "nan", SignalledToyTask(at=9, signum=None))
     last = tmp_path / "nan" / "weights" / "last.pt"
