@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 
-from gradpath.commands import COMMANDS
 from gradpath.checks import check_device, check_imgsz, check_non_negative, check_positive
-# parse_overrides and model_from_args are re-exported only until train/analyze import them from _model_args
-# (remove at integration).
-from gradpath.commands._model_args import add_model_args, model_from_args, parse_overrides  # noqa: F401
+from gradpath.commands import COMMANDS
+from gradpath.commands._model_args import add_model_args, model_from_args
 from gradpath.formatting import fmt_num, table
 from gradpath.profiling import profile
 
