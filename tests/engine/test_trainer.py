@@ -86,6 +86,8 @@ def test_lr_factor_hand_values():
     assert lin(100) == pytest.approx(0.1)
     cos = LRFactor(total_iters=100, warmup_iters=0, lrf=0.1, kind="cosine")
     assert cos(0) == pytest.approx(1.0) and cos(50) == pytest.approx(0.55) and cos(100) == pytest.approx(0.1)
+    step = LRFactor(total_iters=90, warmup_iters=0, lrf=0.01, kind="step")
+    assert [step(i) for i in (0, 29, 30, 59, 60, 90)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
     bias = LRFactor(total_iters=100, warmup_iters=10, lrf=0.1, kind="linear", start=10.0)  # warmup_bias_lr/lr0
     assert bias(0) == 10.0 and bias(5) == pytest.approx(10 + (0.955 - 10) * 0.5)
 

@@ -14,6 +14,7 @@ from gradpath.checks import check_imgsz, check_positive, check_workers
 from gradpath.commands import COMMANDS
 from gradpath.commands._model_args import add_override_args, model_overrides_from_args, parse_overrides
 from gradpath.engine import TrainConfig
+from gradpath.engine.optim import SCHEDULES
 from gradpath.engine.run_dir import find_resume_checkpoint
 from gradpath.engine.task import task_summary
 from gradpath.errors import GradpathError
@@ -60,7 +61,8 @@ def add_parser(sub) -> None:
                    help="sgd = SGD with Nesterov momentum (the paper's recipe), or adamw (default sgd)")
     g.add_argument("--lr0", type=float, help="initial learning rate (default 0.01 for sgd, 0.001 for adamw)")
     g.add_argument("--lrf", type=float, help=f"final lr as a fraction of lr0 (default {d.lrf})")
-    g.add_argument("--schedule", choices=("cosine", "linear"), help=f"lr decay after warm-up (default {d.schedule})")
+    g.add_argument("--schedule", choices=SCHEDULES, help=f"lr decay after warm-up: cosine, linear, or step (two "
+                   f"drops, at 1/3 and 2/3 of the run, to sqrt(lrf) then lrf) (default {d.schedule})")
     g.add_argument("--warmup-epochs", type=float,
                    help=f"linear lr/momentum warm-up length in epochs, fractions allowed (default {d.warmup_epochs})")
     g.add_argument("--momentum", type=float, help=f"SGD momentum / AdamW beta1 (default {d.momentum})")

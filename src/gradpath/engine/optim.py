@@ -19,7 +19,7 @@ from gradpath.errors import GradpathError
 from gradpath.nn.implicit import ImplicitA, ImplicitM
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "linear")
+SCHEDULES = ("cosine", "linear", "step")
 
 
 # Modules whose weights are scales or offsets, not filters: decay would pull them towards 0 (a BatchNorm γ or
@@ -73,8 +73,9 @@ def build_optimizer(model: nn.Module, name: str = "sgd", lr0: float = 0.01, mome
 class LRFactor:
     """Multiplier of the base learning rate at iteration ``it`` (a picklable callable, so ``LambdaLR`` saves it).
 
-    After warm-up the factor falls from 1 to ``lrf`` over ``total_iters`` (cosine or linear, YOLOv5's one-cycle
-    shapes made per-iteration). During the first ``warmup_iters`` it rises linearly from ``start`` to the
+    After warm-up the factor falls from 1 to ``lrf`` over ``total_iters``: cosine or linear (YOLOv5's one-cycle
+    shapes made per-iteration), or ``step``, the classifiers' staircase — constant, then ``sqrt(lrf)`` from a
+    third of the run, then ``lrf`` from two thirds (``lrf`` 0.01: the classic two drops by 10x). During the first ``warmup_iters`` it rises linearly from ``start`` to the
     scheduled value — ``start`` is 0 for weights and ``warmup_bias_lr / lr0`` for biases.
     """
 
@@ -88,6 +89,8 @@ class LRFactor:
         x = min(max(it / max(self.total_iters, 1), 0.0), 1.0)
         if self.kind == "cosine":
             return ((1 - math.cos(x * math.pi)) / 2) * (self.lrf - 1) + 1
+        if self.kind == "step":
+            return self.lrf ** (min(math.floor(3 * x), 2) / 2)
         return (1 - x) * (1.0 - self.lrf) + self.lrf
 
     def __call__(self, it: int) -> float:
