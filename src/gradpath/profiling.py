@@ -19,14 +19,17 @@ measures the activation memory peak by tracking live tensor storages. Latency ru
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 import time
+import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode  # no public home; the base class of FlopCounterMode
+from torch.autograd.graph import saved_tensors_hooks
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from gradpath.errors import GradpathError
@@ -68,7 +71,7 @@ def count_params(model: nn.Module) -> dict[str, int]:
 
 
 def _output_tensors(out: Any) -> list[torch.Tensor]:
-    """The tensors an aten op returned (a tensor, or tuples/lists of them)."""
+    """The tensors a torch function returned (a tensor, or tuples/lists of them)."""
     if isinstance(out, torch.Tensor):
         return [out]
     if isinstance(out, (tuple, list)):
@@ -76,25 +79,76 @@ def _output_tensors(out: Any) -> list[torch.Tensor]:
     return []
 
 
-class _LiveStorageTracker(TorchDispatchMode):
-    """Peak bytes of tensor storages created by the traced ops and still alive (views and in-place ops
-    share a storage and are counted once)."""
+class _LiveStorages:
+    """Running and peak bytes of the tensor storages created during a forward that are still alive.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+    A storage is identified by its Python object: PyTorch keeps one object per storage for as long as the storage
+    lives (every view and in-place result hands back the same one), so views and in-place ops are counted once,
+    and a weak reference to that object tells us the moment the storage is freed. This works on the ``meta``
+    device, where storages have no data pointer to tell them apart. Storages that existed before the forward
+    (parameters, buffers, the input) are held in ``known`` and never counted.
+    """
+
+    def __init__(self, known: Iterable[torch.Tensor]) -> None:
+        # holding the objects keeps their ids from being reused by new storages while we measure
+        self.known = {id(s): s for s in (t.untyped_storage() for t in known)}
+        self.live: dict[int, tuple[weakref.ref, int]] = {}
+        self.bytes = 0
         self.peak = 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def add(self, t: torch.Tensor) -> None:
+        if t.layout != torch.strided:  # sparse and other layouts have no single storage
+            return
+        st = t.untyped_storage()
+        key = id(st)
+        if key in self.known or key in self.live:
+            return
+        n = st.nbytes()
+        self.live[key] = (weakref.ref(st, functools.partial(self._freed, key)), n)
+        self.bytes += n
+        self.peak = max(self.peak, self.bytes)
+
+    def _freed(self, key: int, ref: weakref.ref) -> None:
+        entry = self.live.get(key)
+        if entry is not None and entry[0] is ref:
+            del self.live[key]
+            self.bytes -= entry[1]
+
+
+class _TrackOutputs(TorchFunctionMode):
+    """Adds the output of every torch function called in the forward (module layers, ``torch.cat``, tensor
+    arithmetic and indexing alike) to a :class:`_LiveStorages`. Only the outermost call is seen: PyTorch turns
+    the mode off inside its own handler, so a Python-level function such as ``F.interpolate`` counts as one op,
+    and temporaries that live and die inside one call are not counted."""
+
+    def __init__(self, live: _LiveStorages) -> None:
+        super().__init__()
+        self.live = live
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in _output_tensors(out):
-            st = t.untyped_storage()
-            ref = StorageWeakRef(st)  # keyed by the storage itself: meta storages have no data pointer
-            if ref.cdata not in self.live:
-                self.live[ref.cdata] = (ref, st.nbytes())
-        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
-        self.peak = max(self.peak, sum(n for _, n in self.live.values()))
+            self.live.add(t)
         return out
+
+
+def _peak_forward_bytes(model: nn.Module, x: torch.Tensor, grad: bool) -> int:
+    """Peak bytes of live activations in one forward of ``model`` on ``x``.
+
+    With ``grad``, autograd's pack hook also sees every tensor saved for backward, including those an op creates
+    internally and never returns (BatchNorm's batch statistics, max-pool indices); the graph keeps them alive
+    until the output is dropped, so they stay in the live set like any other activation.
+    """
+    known = [x, *model.parameters(), *model.buffers()]
+    live = _LiveStorages(known)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        live.add(t)
+        return t
+
+    with torch.set_grad_enabled(grad), saved_tensors_hooks(pack, lambda t: t), _TrackOutputs(live):
+        model(x)  # the output (and with it the graph) is dropped at once: only the peak during the forward counts
+    return live.peak
 
 
 def _example(model: nn.Module, imgsz: int, batch: int, device: torch.device | str) -> torch.Tensor:
@@ -120,21 +174,14 @@ def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
 
 def activation_memory(model: nn.Module, imgsz: int, batch: int = 1) -> dict[str, float]:
     """Peak MiB of live activations in one forward: inference (no grad) and training (what autograd keeps
-    for backward, plus the working set). Parameters and the input are not included."""
+    for backward, plus the working set). Parameters, buffers and the input are not included."""
     meta = _meta_copy(model)
     x = _example(meta, imgsz, batch, "meta")
-    res = {}
-    with torch.no_grad(), _LiveStorageTracker() as tr:
-        out = meta(x)
-        del out
-    res["act_mem_infer_mb"] = tr.peak / 2**20
+    res = {"act_mem_infer_mb": _peak_forward_bytes(meta, x, grad=False) / 2**20}
     meta.train()
     for p in meta.parameters():
         p.requires_grad_(True)
-    with _LiveStorageTracker() as tr:
-        out = meta(x)
-        del out
-    res["act_mem_train_mb"] = tr.peak / 2**20
+    res["act_mem_train_mb"] = _peak_forward_bytes(meta, x, grad=True) / 2**20
     return res
 
 
