@@ -19,6 +19,7 @@ from gradpath.engine.run_dir import find_resume_checkpoint
 from gradpath.engine.task import task_summary
 from gradpath.errors import GradpathError
 from gradpath.hyp import load_recipe
+from gradpath.models.registry import get_entry
 from gradpath.recipes import RECIPES
 from gradpath.tasks.registry import get_task, list_tasks
 
@@ -38,7 +39,7 @@ def add_parser(sub) -> None:
         "For several processes/GPUs launch it with `torchrun --nproc_per_node N -m gradpath.cli train ...`.",
     )
     p.add_argument("--task", choices=list_tasks(), help="what to train: segment = detection + instance "
-                   "segmentation (default), classify = image classification")
+                   "segmentation, classify = image classification (default: the task the model is made for)")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named recipe: "
                    + "; ".join(f"{k} = {r.description}" for k, r in sorted(RECIPES.items())))
     p.add_argument("--model", help="registered model name, e.g. yolor-elan (see `gradpath models`); "
@@ -97,13 +98,14 @@ def add_parser(sub) -> None:
 def train_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Task, model, options and ``TrainConfig`` fields from the recipe (if any) overridden by the given options."""
     recipe = RECIPES[args.recipe] if args.recipe else None
-    task = args.task or (recipe.task if recipe else "segment")
-    if recipe and task != recipe.task:
-        raise GradpathError(f"--recipe {args.recipe} is a {recipe.task!r} recipe; it cannot train --task {task}")
     model = args.model or (recipe.model if recipe else None)
     if not model:
         raise GradpathError("--model is required (e.g. --model yolor-elan; `gradpath models` lists them), "
                             "unless --resume or --recipe")
+    # the task: --task, else the recipe's, else the one the registered model is made for
+    task = args.task or (recipe.task if recipe else get_entry(model).task)
+    if recipe and task != recipe.task:
+        raise GradpathError(f"--recipe {args.recipe} is a {recipe.task!r} recipe; it cannot train --task {task}")
     overrides = dict(recipe.model_overrides) if recipe and model == recipe.model else {}
     overrides.update(model_overrides_from_args(args))
     task_options = dict(recipe.task_options) if recipe else {}
