@@ -18,11 +18,13 @@ which a 4-7 px stripe period and a star's points survive, and the cheapest for C
 a top-1 standard error of about 1.2 points. Generating it takes about 23 s of CPU (3.1 ms per image, one core).
 
 Calibration (``scripts/calibrate_shapes_cls.py``: AdamW 3e-3, batch 32, cosine, label smoothing 0.1, 64 px, one
-thread): after 5 epochs ``csp-darknet53`` at width 0.125 / depth 0.34 reaches 30.0% top-1 (colour 99.9%,
-pattern 70.6%, shape 42.6% correct) and is still climbing 3 points an epoch, so the set does not saturate at a
-budget of a few epochs; colour is learnt in one epoch, the pattern and above all the shape of the large object
-among distractors are what take training. An earlier setting (1-4 distractors up to 0.32 of the side, targets
-from 0.42) learnt more slowly still (15% after 2 epochs at width 0.25); ``DIFFICULTY`` holds the current one.
+thread), top-1 after 5 epochs of ``csp-darknet53`` at depth 0.34: width 0.125 (0.24 M params) 30.0%, width 0.25
+(0.92 M) 35.1%, both still climbing 3-4 points an epoch. So capacity pays and the set does not saturate at a
+budget of a few epochs. Per factor (width 0.25): colour 99.9% (learnt in one epoch), pattern 66.9%, shape 55.6% —
+the pattern and above all the shape of the large object among distractors are what take training. Less noise,
+clutter and jitter (noise 4, 0-2 lines, 0-1 distractors, gains +/-0.15) gave width 0.125 25.4% at the end of a
+3-epoch schedule, against 22.7% at epoch 3 of the 5-epoch run on the default set: at these budgets the number of
+steps, more than the clutter, limits accuracy.
 
 Objects are drawn at twice the output size and downsampled (box filter), so edges are anti-aliased.
 
