@@ -39,9 +39,9 @@ class SignalledToyTask(ToyTask):
     """The toy task that delivers ``signum`` to its own process during its ``at``-th loss call (or returns a NaN
     loss there when ``signum`` is None)."""
 
-    def __init__(self, at: int, signum: int | None) -> None:
+    def __init__(self, at: int, signum: int | None, times: int = 1) -> None:
         super().__init__()
-        self.at, self.signum, self.calls = at, signum, 0
+        self.at, self.signum, self.times, self.calls = at, signum, times, 0
 
     def loss(self, model, batch):
         self.calls += 1
@@ -49,7 +49,8 @@ class SignalledToyTask(ToyTask):
         if self.calls == self.at:
             if self.signum is None:
                 return loss * float("nan"), items
-            signal.raise_signal(self.signum)
+            for _ in range(self.times):
+                signal.raise_signal(self.signum)
         return loss, items
 
 
@@ -105,6 +106,18 @@ def test_signal_mid_epoch_saves_the_position_and_resume_equals_an_uninterrupted_
     assert resumed.start_epoch == 1
     resumed.fit()
     _assert_same_final_state(toy_reference, load_checkpoint(last))
+
+
+def test_a_repeated_sigterm_still_saves_but_a_second_ctrl_c_stops_at_once(tmp_path):
+    tr = _toy_trainer(tmp_path, "term", SignalledToyTask(at=4, signum=signal.SIGTERM, times=2))
+    with pytest.raises(RunTerminated):
+        tr.fit()
+    assert load_checkpoint(tmp_path / "term" / "weights" / "last.pt")["train"]["position"]["batches"] == 3
+    tr = _toy_trainer(tmp_path, "int", SignalledToyTask(at=10, signum=signal.SIGINT, times=2))
+    with pytest.raises(KeyboardInterrupt) as info:
+        tr.fit()
+    assert type(info.value) is KeyboardInterrupt  # not RunInterrupted: no checkpoint was taken mid-epoch
+    assert "position" not in load_checkpoint(tmp_path / "int" / "weights" / "last.pt")["train"]
 
 
 def test_a_signal_the_caller_ignores_stays_ignored_and_handlers_come_back(tmp_path):
@@ -391,3 +404,21 @@ def test_cli_full_disk_is_one_line_exit_2_and_resume_continues_from_the_intact_c
     with _one_thread():  # space freed: the run goes on from epoch 1's checkpoint to the uninterrupted result
         assert main(["train", "--resume", str(last), "--quiet"]) == 0
     _assert_same_final_state(cli_reference, load_checkpoint(last))
+
+
+def test_torchrun_preempted_with_sigterm_saves_the_position_on_every_rank_s_agreement(tmp_path, free_port):
+    # A cluster pre-empting the job sends SIGTERM to all its processes, and torchrun passes its own on to the
+    # ranks once more: they stop at the same batch and rank 0 writes the mid-epoch checkpoint, undisturbed by the
+    # repeated signal, before torchrun gives up on them.
+    proc = _start(["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+                   str(FAULT_TOY), *CLI_ARGS, "--project", str(tmp_path), "--name", "ddp", "--batch", "8"],
+                  tmp_path, FAULT_PAUSE_AT="3", FAULT_DIR=str(tmp_path))  # each rank's batch 1 of epoch 2
+    _wait_for(tmp_path / "ready", proc, "the pause at batch 1 of epoch 2")
+    os.killpg(proc.pid, signal.SIGTERM)  # torchrun and both ranks
+    (tmp_path / "go").touch()
+    _, out, err = _finish(proc)
+    last = tmp_path / "faulttoy" / "ddp" / "weights" / "last.pt"
+    assert f"SIGTERM: stopped at epoch 2/3, batch 1/2; checkpoint {last}" in out, err[-3000:]
+    ck = load_checkpoint(last)
+    position = ck["train"]["position"]
+    assert (ck["epoch"], position["epoch"], position["batches"], len(position["ranks"])) == (0, 1, 0, 2)

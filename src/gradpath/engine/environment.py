@@ -99,7 +99,7 @@ class StopRequests:
 
     Why: a signal that raises in the middle of an optimizer step or a checkpoint write leaves nothing consistent
     to save. The handler only records the signal; the loop saves the state it reached and then stops
-    (``RunInterrupted`` / ``RunTerminated``). A second signal while the first is pending stops at once (the
+    (``RunInterrupted`` / ``RunTerminated``). A second Ctrl-C while the first is pending stops at once (the
     checkpoint writes are atomic, so the previous ``last.pt`` stays whole).
     """
 
@@ -107,9 +107,12 @@ class StopRequests:
         self.signum: int | None = None
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:  # asked twice: stop now
+        if self.signum is None:
+            self.signum = signum
+        elif signum == signal.SIGINT:  # Ctrl-C pressed twice: stop now
             raise KeyboardInterrupt
-        self.signum = signum
+        # A repeated SIGTERM only repeats the request: a cluster signals every process of a job and torchrun
+        # passes its own on to the ranks, and neither must cut the checkpoint write short.
 
     @property
     def pending(self) -> bool:
