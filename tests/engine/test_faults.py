@@ -102,9 +102,12 @@ def test_signal_mid_epoch_saves_the_position_and_resume_equals_an_uninterrupted_
     assert position["grads"] is not None and any(g is not None and g.abs().sum() > 0 for g in position["grads"])
     assert ck["train"]["scheduler"]["last_epoch"] == 6 + 3  # the lr schedule stepped once per batch done
 
+    stale = last.parent / ".last.pt.k1ll3d.tmp"  # what a kill -9 during a checkpoint write leaves
+    stale.write_bytes(b"PK\x03\x04 partial")
     resumed = _toy_trainer(tmp_path, "cut", ToyTask(), resume=ck)
     assert resumed.start_epoch == 1
     resumed.fit()
+    assert not stale.exists()
     _assert_same_final_state(toy_reference, load_checkpoint(last))
 
 

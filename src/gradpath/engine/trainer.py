@@ -312,6 +312,11 @@ class Trainer:
         if self.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
             self._write_args()
+            if self.start_epoch > 0 or self._resume_position is not None:
+                # A run killed while writing a checkpoint leaves its temp file (save_checkpoint's
+                # ``.<name>.<random>.tmp``): as large as a checkpoint and never read.
+                for stale in self.wdir.glob(".*.pt.*.tmp"):
+                    stale.unlink()
         n_params = sum(p.numel() for p in self.model.parameters())
         self.log(f"training {self.model_spec.get('name')} ({n_params / 1e6:.2f} M params) on {self.device} "
                  f"x{self.dist.world_size}: {len(self.train_ds)} train, "
