@@ -91,8 +91,6 @@ def test_exist_ok_reuses_the_folder(reused):
     assert [r["epoch"] for r in _rows(reused / "reuse2")] == ["0"]
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: a fresh run in a reused folder appends to the old results.csv "
-                   "(rows 0, 0, 1) instead of starting it anew")
 def test_exist_ok_run_starts_a_fresh_results_csv(reused):
     assert [r["epoch"] for r in _rows(reused / "reuse")] == ["0", "1"]
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 from gradpath.engine import TrainConfig, Trainer
 from gradpath.engine.checkpoint import load_checkpoint, model_config_dict
 from gradpath.engine.run_dir import next_run_dir, run_dir_of
-from gradpath.engine.utils import seed_everything
+from gradpath.engine.utils import rng_state, seed_everything, set_rng_state
 from gradpath.errors import GradpathError
 from gradpath.models.registry import create_model, get_entry
 from gradpath.tasks.registry import get_task
@@ -38,12 +38,16 @@ def train(task: str, model: str, *, task_options: Mapping[str, Any] | None = Non
     cfg.validate()
     task_obj = task_cls(**dict(task_options or {}), progress=progress)
     overrides = {**dict(model_overrides or {}), **task_obj.model_overrides()}
-    seed_everything(cfg.seed)  # the initial weights are part of the run: same seed, same network
-    net = create_model(model, **overrides)
-    save_dir = next_run_dir(cfg.project, task_obj.name, cfg.name, exist_ok)
-    spec = {"name": model, "config": model_config_dict(net), "overrides": overrides}
-    trainer = Trainer(net, task_obj, cfg, save_dir, model_spec=spec, log=log, progress=progress)
-    trainer.fit()
+    caller_rng = rng_state()  # the run seeds every generator; the caller gets its own back afterwards
+    try:
+        seed_everything(cfg.seed)  # the initial weights are part of the run: same seed, same network
+        net = create_model(model, **overrides)
+        save_dir = next_run_dir(cfg.project, task_obj.name, cfg.name, exist_ok)
+        spec = {"name": model, "config": model_config_dict(net), "overrides": overrides}
+        trainer = Trainer(net, task_obj, cfg, save_dir, model_spec=spec, log=log, progress=progress)
+        trainer.fit()
+    finally:
+        set_rng_state(caller_rng)
     return trainer
 
 
@@ -75,5 +79,9 @@ def resume(checkpoint: str | Path, *, expect_model: str | None = None, log: Call
     net = create_model(name, **config)
     trainer = Trainer(net, task_obj, cfg, run_dir_of(path), model_spec=ck["model"], resume=ck, log=log,
                       progress=progress)
-    trainer.fit()
+    caller_rng = rng_state()
+    try:
+        trainer.fit()
+    finally:
+        set_rng_state(caller_rng)
     return trainer

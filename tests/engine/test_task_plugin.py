@@ -92,7 +92,10 @@ ARGS = ["--task", "toyreg", "--model", "tiny-res", "--batch", "4", "--nbs", "4",
 
 def test_a_new_task_trains_and_resumes_through_the_cli(tmp_path, toy_task, capsys, monkeypatch):
     assert get_task("toyreg") is ToyRegressionTask
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
     assert main(["train", *ARGS, "--epochs", "2", "--project", str(tmp_path), "--name", "full"]) == 0
+    assert torch.equal(torch.get_rng_state(), before)  # the run seeded its generators and gave the caller's back
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("toy MAE=")
     full = tmp_path / "toyreg" / "full"

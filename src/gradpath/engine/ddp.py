@@ -80,6 +80,14 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy ``src``'s buffers (e.g. BatchNorm running statistics) to every rank, in place."""
+    if not is_dist():
+        return
+    for b in module.buffers():
+        dist.broadcast(b.data, src=src)
+
+
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     """Mean over ranks (used for the logged loss, so rank 0 reports the global average)."""
     if not is_dist():

@@ -22,6 +22,10 @@ class ResultsCSV:
                 w.writeheader()
             w.writerow({k: _fmt(row.get(k, "")) for k in self.columns})
 
+    def reset(self) -> None:
+        """Start the file anew (a new run in a folder that holds an older run's results)."""
+        self.path.unlink(missing_ok=True)
+
     def truncate(self, last_epoch: int) -> None:
         """On resume, drop rows of epochs the checkpoint does not contain (the run died after logging them)."""
         if not self.path.exists():

@@ -312,6 +312,8 @@ class Trainer:
         if self.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
             self._write_args()
+            if self.start_epoch == 0 and self._resume_position is None:
+                self.results.reset()  # a fresh run in a reused folder (--exist-ok) starts its own results.csv
             if self.start_epoch > 0 or self._resume_position is not None:
                 # A run killed while writing a checkpoint leaves its temp file (save_checkpoint's
                 # ``.<name>.<random>.tmp``): as large as a checkpoint and never read.
@@ -417,6 +419,9 @@ class Trainer:
         metrics: dict[str, float] = {}
         if self.val_loader is not None and ((epoch + 1) % cfg.val_interval == 0 or final):
             model = self.eval_model()
+            # Without SyncBatchNorm (CPU/gloo) each rank's BN statistics drift apart; every rank scores its shard
+            # with rank 0's, the ones rank 0 saves.
+            ddp.broadcast_buffers(model)
             was_training = model.training
             model.eval()
             metrics = dict(self.task.evaluate(model, self.val_loader, self.device))
