@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except GradpathError as e:
         print(f"gradpath {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # a training run says where its interrupt checkpoint is
+        print(str(e) or "interrupted", file=sys.stderr)
+        return int(getattr(e, "exit_code", 130))
     except BrokenPipeError:
         return 0
 

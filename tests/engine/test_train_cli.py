@@ -107,7 +107,8 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, tiny_data):
     assert "multiple of 32" in err
     err = _one_line_error(capsys, ["train", "--model", "yolor-elan", "--data", str(tmp_path / "missing.yaml")])
     assert "missing.yaml" in err
-    err = _one_line_error(capsys, ["train", "--model", "resnet50", "--data", str(tiny_data), "--imgsz", "64",
+    err = _one_line_error(capsys, ["train", "--task", "segment", "--model", "resnet50", "--data", str(tiny_data),
+                                   "--imgsz", "64",
                                    "--project", str(tmp_path), "--device", "cpu"])
     assert "no segmentation head" in err
     empty = tmp_path / "empty"

@@ -132,7 +132,7 @@ def test_no_predictions_and_boxes_only():
 
 def test_pr_curve_hand_computed_and_plotted(tmp_path):
     """Same case as above: 'square' precision is 1 up to recall 0.5 (51 thresholds), then 2/3; 'circle' is 1."""
-    from gradpath.engine.plots import plot_pr_curves
+    from gradpath.tasks.segment.plots import plot_pr_curves, pr_curves_figure
 
     gt = _coco_gt()
     preds = [_pred(1, 1, [10, 10, 30, 20], 0.9), _pred(2, 1, [70, 70, 20, 20], 0.8),
@@ -145,5 +145,12 @@ def test_pr_curve_hand_computed_and_plotted(tmp_path):
         assert sq[:51] == pytest.approx([1.0] * 51) and sq[51:] == pytest.approx([2 / 3] * 50)
         assert cur["precision"]["circle"] == pytest.approx([1.0] * 101)
         assert cur["precision"]["all classes"] == pytest.approx([(a + 1) / 2 for a in sq])
+    fig = pr_curves_figure(pr)
+    assert [ax.get_title() for ax in fig.axes] == ["box PR @ IoU 0.5", "mask PR @ IoU 0.5"]
+    for ax in fig.axes:  # a line per class and the class mean, each labelled with its AP50 (hand values)
+        labels = sorted(ln.get_label() for ln in ax.get_lines())
+        assert labels == ["all classes 0.917", "circle 1.000", "square 0.835"]  # (51 + 50 * 2/3) / 101 = 0.835
+        mean = next(ln for ln in ax.get_lines() if ln.get_label().startswith("all classes"))
+        assert list(mean.get_ydata()) == pytest.approx(pr["box"]["precision"]["all classes"])
     out = plot_pr_curves(pr, tmp_path / "pr.png")
-    assert out.exists() and out.stat().st_size > 1000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

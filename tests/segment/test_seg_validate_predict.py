@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -257,7 +258,14 @@ def _ddp_worker(rank, world, init, out):
 def test_validate_gathers_across_ranks(tmp_path):
     import torch.multiprocessing as mp
 
-    mp.spawn(_ddp_worker, args=(2, f"file://{tmp_path / 'store'}", tmp_path), nprocs=2, join=True)
+    ctx = mp.start_processes(_ddp_worker, args=(2, f"file://{tmp_path / 'store'}", tmp_path), nprocs=2, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + 300  # a hang guard, not a timing assertion: the ranks finish in seconds
+    while not ctx.join(timeout=0.5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            raise AssertionError("the 2-rank validation did not finish within 300 s (hang?)")
     r0, r1 = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     assert r0 == r1  # every rank computes the same numbers from the gathered predictions
     assert r0["images"] == 2 and r0["box"]["map"] == pytest.approx(1.0) and r0["mask"]["map50"] == pytest.approx(1.0)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from gradpath.tasks.segment.postprocess import non_max_suppression, process_masks
 
-__all__ = ["plot_val_predictions", "plot_pr_curves"]
+__all__ = ["plot_val_predictions", "plot_pr_curves", "pr_curves_figure"]
 
 
 @torch.no_grad()
@@ -69,11 +69,10 @@ def plot_val_predictions(model: nn.Module, loader: DataLoader, device: torch.dev
     return out
 
 
-def plot_pr_curves(pr_curve: dict, out: str | Path) -> Path | None:
-    """Precision-recall at IoU 0.5, one panel per kind (box, mask): a thin line per class and a thick class mean.
-
-    ``pr_curve`` is ``{kind: {"recall": [...], "precision": {label: [...]}} | None}`` (``evaluate_coco``'s).
-    """
+def pr_curves_figure(pr_curve: dict) -> Figure | None:
+    """Precision-recall at IoU 0.5, one panel per kind (box, mask): a thin line per class and a thick class mean,
+    each labelled with its AP50. ``pr_curve`` is ``{kind: {"recall": [...], "precision": {label: [...]}} | None}``
+    (``evaluate_coco``'s); None when there is nothing to draw."""
     kinds = [(k, v) for k, v in pr_curve.items() if v and v.get("precision")]
     if not kinds:
         return None
@@ -88,6 +87,14 @@ def plot_pr_curves(pr_curve: dict, out: str | Path) -> Path | None:
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{kind} PR @ IoU 0.5")
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
+    return fig
+
+
+def plot_pr_curves(pr_curve: dict, out: str | Path) -> Path | None:
+    """``pr_curves_figure`` saved to ``out`` (PNG); None when there is nothing to draw."""
+    fig = pr_curves_figure(pr_curve)
+    if fig is None:
+        return None
     out = Path(out)
     fig.savefig(out, dpi=110)
     return out
