@@ -8,9 +8,11 @@ Each generated section sits between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -
 - ``profile``: ``gradpath profile MODEL --iters 0`` of a paper model and a tiny one (counts only, no timings);
 - ``api``: the Python API example with the figures its own calls return;
 - ``analysis``: network figures of ``gradpath analyze MODEL --imgsz 64`` for the paper's models;
-- ``demo-recipe``: what ``make demo`` trains, read from the ``demo`` recipe (``src/gradpath/recipes.py``).
+- ``demo-recipe``: what ``make demo`` trains, read from the ``demo`` recipe (``src/gradpath/recipes.py``);
+- ``robustness``: the bad-input corpora of ``tests/robustness/`` (input → what gradpath does);
+- ``table1``: ``gradpath reproduce table1`` (Table 1 measured on real nets of growing depth).
 
-All five are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
+All seven are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
 (exit 1 and a unified diff when README.md differs from what this script would write now). Timings and training
 results (``make demo``, ``benchmarks/``) are machine-dependent and slow; the README quotes them with the command,
 the machine and the date instead.
@@ -25,6 +27,7 @@ import inspect
 import io
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +36,7 @@ from gradpath.cli import main as gradpath_main
 from gradpath.data import generate_shapes
 from gradpath.profiling import count_params
 from gradpath.recipes import RECIPES
+from gradpath.reproduce import reproduce_table1
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -153,12 +157,49 @@ def demo_recipe_section() -> str:
     ])
 
 
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def table1_section() -> str:
+    """``gradpath reproduce table1``'s table: each family of Table 1 built as real nets of growing depth, analysed,
+    its growth classes fitted and set against the paper's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        reproduce_table1(Path(tmp))
+        lines = (Path(tmp) / "results.md").read_text().splitlines()
+    return "\n".join(ln for ln in lines if ln.startswith("|"))
+
+
+def robustness_section() -> str:
+    """The bad-input corpora of ``tests/robustness/`` as one table (input → what gradpath does), so the README
+    says exactly what the tests check: data files (``test_data_inputs.py``), command lines (``test_cli_inputs.py``)
+    and ``analyze --model FILE.py:Class`` (``test_analyze_inputs.py``)."""
+    tests = ROOT / "tests" / "robustness"
+    data = _load(tests / "test_data_inputs.py", "gp_data_inputs")
+    lines = data.markdown_table().splitlines()
+    for case_id, argv, code, message in _load(tests / "test_cli_inputs.py", "gp_cli_inputs").CASES:
+        cmd = " ".join(argv).replace("|", "\\|")
+        lines.append(f"| command line | `gradpath {cmd}` | exit {code}, one line: `{message}` |")
+    for case_id, _source, argv, code, message in _load(tests / "test_analyze_inputs.py", "gp_analyze_inputs").CASES:
+        cmd = " ".join(argv).replace("{f}", "net.py").replace("{tmp}", "/tmp").replace("|", "\\|")
+        msg = message.replace("{tmp}", "/tmp")
+        lines.append(f"| analyze | `gradpath analyze {cmd}` ({case_id.replace('-', ' ')}) | exit {code}, one line: "
+                     f"`{msg}` |")
+    return "\n".join(lines)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "zoo": zoo_section,
     "profile": profile_section,
     "api": api_section,
     "analysis": analysis_section,
     "demo-recipe": demo_recipe_section,
+    "robustness": robustness_section,
+    "table1": table1_section,
 }
 
 
