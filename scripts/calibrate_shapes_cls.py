@@ -69,6 +69,11 @@ def factor_accuracy(confusion: torch.Tensor, names: list[str]) -> str:
     for f, label in enumerate(("colour", "pattern", "shape")):
         same = torch.tensor([[a[f] == b[f] for b in parts] for a in parts])
         out.append(f"{label} {float(confusion[same].sum()) / float(confusion.sum()):.3f}")
+    # the pattern factor's own confusion (rows true, columns predicted): which patterns the model mixes up
+    values = sorted({q[1] for q in parts})
+    onehot = torch.tensor([[float(q[1] == v) for v in values] for q in parts], dtype=torch.float64)
+    by_pattern = (onehot.T @ confusion.double() @ onehot).long().tolist()
+    out.append("patterns " + ",".join(values) + " " + str(by_pattern))
     return "  ".join(out)
 
 

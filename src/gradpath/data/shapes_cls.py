@@ -56,7 +56,7 @@ from gradpath.errors import DataError
 __all__ = ["GENERATOR_VERSION", "COLOURS", "PATTERNS", "SHAPES", "DEFAULTS", "DIFFICULTY", "class_names",
            "render_image", "make_shapes_cls", "default_shapes_cls_root"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: coarser patterns (stripe period 6-10 px, checker cell 4-6 px)
 COLOURS = ("cool", "warm")
 PATTERNS = ("checker", "solid", "striped")
 SHAPES = ("circle", "cross", "square", "star", "triangle")
@@ -130,10 +130,10 @@ def _paint(img: np.ndarray, m: np.ndarray, rng: np.random.Generator, pattern: st
         return
     u = (xs * math.cos(a) + ys * math.sin(a)) / scale
     if pattern == "striped":
-        on = np.floor(u / rng.uniform(2.0, 3.5)) % 2 == 0  # period 4-7 px
+        on = np.floor(u / rng.uniform(3.0, 5.0)) % 2 == 0  # period 6-10 px
     else:
         v = (-xs * math.sin(a) + ys * math.cos(a)) / scale
-        cell = rng.uniform(2.5, 4.0)
+        cell = rng.uniform(4.0, 6.0)
         on = (np.floor(u / cell) + np.floor(v / cell)) % 2 == 0
     dark = colour * rng.uniform(0.2, 0.45)
     img[ys, xs] = np.where(on[:, None], colour[None, :], dark[None, :])
