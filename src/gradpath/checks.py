@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 
-from gradpath.errors import GradpathError, GradpathWarning
+from gradpath.errors import DataError, GradpathError, GradpathWarning
 
 __all__ = ["check_device", "check_imgsz", "check_positive", "check_non_negative", "check_output_path",
            "check_workers", "available_cpus"]
@@ -150,3 +152,26 @@ def _as_int(value: int | float | str, name: str) -> int:
 def _check_number(value: int | float, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise GradpathError(f"{name} must be a number, got {value!r}")
+
+
+def read_yaml(path: str | os.PathLike, where: str | None = None, what: str = "file") -> Any:
+    """A user's YAML file parsed with ``yaml.safe_load`` (plain data only, never objects).
+
+    A missing or unreadable file, or a syntax error, is a one-line ``DataError`` naming ``where`` (default: the
+    path) and, for a syntax error, the line: ``data.yaml: invalid YAML at line 3``. ``what`` names the file in the
+    not-found message (``hyp file not found``)."""
+    p = Path(path)
+    where = where or str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{where}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{where}: cannot read {what} ({type(e).__name__})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None)
+        raise DataError(f"{where}: invalid YAML{at}" + (f": {problem}" if problem else "")) from None

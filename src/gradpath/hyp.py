@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from gradpath.checks import read_yaml
 from gradpath.errors import GradpathError, suggest
 
 __all__ = ["SegmentHyp", "HypRecipe", "PRESETS", "TRAIN_KEYS", "DEFAULT_HYP", "segment_hyp", "from_yaml",
@@ -154,16 +153,7 @@ def from_yaml(path: str | os.PathLike) -> HypRecipe:
     """A hyp file in the ultralytics shape (``hyp.scratch-high.yaml``) as a ``HypRecipe``: augmentation/loss keys
     become ``segment`` (unset ones keep the ``scratch-low`` defaults), optimizer keys become ``train``."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GradpathError(f"{p}: hyp file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GradpathError(f"{p}: cannot read hyp file ({type(e).__name__})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise GradpathError(f"{p}: invalid YAML{at}") from None
+    raw = read_yaml(p, what="hyp file")
     if not isinstance(raw, dict):
         raise GradpathError(f"{p}: expected a mapping of hyp: value")
     seg: dict[str, Any] = {}

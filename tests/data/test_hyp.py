@@ -112,7 +112,7 @@ def test_from_yaml_reads_an_ultralytics_hyp_file(tmp_path):
     ("scale: big\n", "hyp 'scale' must be a number, got 'big'"),
     ("lr0: [1]\n", "'lr0' must be a number, got [1]"),
     ("- 1\n- 2\n", "expected a mapping of hyp: value"),
-    ("a: [\n", "invalid YAML at line 2"),
+    ("a: [\n", "invalid YAML at line 2: expected the node content, but found '<stream end>'"),
 ])
 def test_from_yaml_errors_name_the_file(tmp_path, text, message):
     p = tmp_path / "h.yaml"

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 from torch.utils.data import Dataset
 
+from gradpath.checks import read_yaml
 from gradpath.data.images import IMAGE_SUFFIXES, read_image
 from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.errors import DataError, GradpathError, suggest
@@ -152,12 +152,7 @@ def _resolve(base: Path, p: Any) -> Path:
 
 def _from_yaml(path: Path) -> ClassifyData:
     where = path.name
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DataError(f"{where}: invalid YAML{at}: {getattr(e, 'problem', e)}") from None
+    raw = read_yaml(path, where)
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a mapping with path, train, val and optional names")
     root = path.parent.resolve()

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gradpath.checks import read_yaml
 from gradpath.data.coco import read_categories
 from gradpath.data.shapes import default_shapes_root
 from gradpath.errors import DataError, suggest
@@ -116,12 +115,7 @@ def load_data_config(data: str | Path | DataConfig) -> DataConfig:
         hint = " Did you mean: shapes?" if "shape" in str(data).lower() else ""
         raise DataError(f"dataset {str(data)!r} not found: give a dataset yaml or 'shapes'.{hint}")
     where = path.name
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DataError(f"{where}: invalid YAML{at}: {getattr(e, 'problem', e)}") from None
+    raw = read_yaml(path, where)
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a mapping with path, train, val, names")
     root = path.parent.resolve()
