@@ -62,7 +62,7 @@ def env(tmp_path_factory, tiny_shapes):
         "val": {"images": "images/train", "annotations": "annotations/instances_train.json"}}))
     project = d / "runs"
     assert main(["train", *TINY, "--data", str(selfval), "--epochs", str(EPOCHS), "--project", str(project),
-                 "--name", "base"]) == 0
+                 "--name", "base", "--schedule", "cosine"]) == 0
     return {"data": tiny_shapes / "data.yaml", "selfval": selfval, "project": project,
             "base": project / "segment" / "base", "root": tiny_shapes}
 

@@ -63,7 +63,8 @@ def add_parser(sub) -> None:
     g.add_argument("--lr0", type=float, help="initial learning rate (default 0.01 for sgd, 0.001 for adamw)")
     g.add_argument("--lrf", type=float, help=f"final lr as a fraction of lr0 (default {d.lrf})")
     g.add_argument("--schedule", choices=SCHEDULES, help=f"lr decay after warm-up: cosine, linear, or step (two "
-                   f"drops, at 1/3 and 2/3 of the run, to sqrt(lrf) then lrf) (default {d.schedule})")
+                   f"drops, at 1/3 and 2/3 of the run, to sqrt(lrf) then lrf) (default {d.schedule} as in YOLOv5; classify: "
+                   "cosine)")
     g.add_argument("--warmup-epochs", type=float,
                    help=f"linear lr/momentum warm-up length in epochs, fractions allowed (default {d.warmup_epochs})")
     g.add_argument("--momentum", type=float, help=f"SGD momentum / AdamW beta1 (default {d.momentum})")

@@ -22,7 +22,7 @@ class TrainConfig:
     optimizer: str = "sgd"          # sgd | adamw
     lr0: float = 0.01
     lrf: float = 0.01               # final lr = lr0 * lrf
-    schedule: str = "cosine"        # one of gradpath.engine.optim.SCHEDULES
+    schedule: str = "linear"        # YOLOv5's default (its cosine is opt-in); one of gradpath.engine.optim.SCHEDULES
     momentum: float = 0.937         # SGD momentum / AdamW beta1
     weight_decay: float = 5e-4
     nbs: int = 64                   # nominal batch: gradients accumulate to it, weight decay scales with it; 0 = batch

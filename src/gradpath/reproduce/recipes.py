@@ -40,7 +40,7 @@ SMALL: dict[tuple[str, str], SmallRecipe] = {
         data={"n_train": 16, "n_val": 8, "size": 64, "object_size": [16, 40], "objects": [1, 2]},
         task_options={"imgsz": 64, "hyp": {"mosaic": 0.5, "scale": 0.3, "cls": 3.0}},
         train={"epochs": 1, "batch": 4, "nbs": 4, "optimizer": "adamw", "lr0": 0.005, "lrf": 0.05,
-               "warmup_epochs": 0.0, "ema_tau": 100.0, "workers": 0},
+               "schedule": "cosine", "warmup_epochs": 0.0, "ema_tau": 100.0, "workers": 0},
         note="not meaningful: one epoch on 16 tiny images (a smoke test of the pipeline)"),
     ("segment", "default"): SmallRecipe(
         model_overrides={"width": 0.25, "depth": 0.34},
@@ -48,7 +48,7 @@ SMALL: dict[tuple[str, str], SmallRecipe] = {
         data={"n_train": 600, "n_val": 400},
         task_options={"imgsz": 160, "hyp": {"mosaic": 0.5, "scale": 0.3, "cls": 3.0}},
         train={"epochs": 30, "batch": 8, "nbs": 8, "optimizer": "adamw", "lr0": 0.005, "lrf": 0.05,
-               "warmup_epochs": 1.0, "ema_tau": 100.0, "workers": 1}),
+               "schedule": "cosine", "warmup_epochs": 1.0, "ema_tau": 100.0, "workers": 1}),
     ("classify", "quick"): SmallRecipe(
         model_overrides={"width": 0.125, "depth": 0.34},
         data={"n_train": 4, "n_val": 2},
