@@ -26,12 +26,13 @@ smoothing 0.1, 64 px, one thread, 10 epochs; ``csp-darknet53`` at depth 0.34; th
 | 0.25 | 0.92 M | 51.3% | 99.5% | 99.9% | 67.4% | 81.4% | 13.2 min |
 
 So capacity pays (+8.6 points, all of it on the shape factor) and neither model saturates: both were still
-climbing (about 1 point in the last epoch of the cosine). Colour is learnt in one epoch and solid vs patterned at once; the shape of the
-large object among distractors takes off after about 5 epochs; **checker vs striped is not yet told apart at
-this budget** (their 2x2 confusion stays near chance, e.g. [[291, 208], [288, 212]] after 3 epochs), at either
-pattern scale tried (v1: stripe period 4-7 px, checker cell 2.5-4 px; v2: 6-10 px and 4-6 px), so the top-1
-ceiling of a 10-epoch budget is about 2/3. Less noise, clutter and jitter (noise 4, 0-2 lines, 0-1 distractors,
-gains +/-0.15) hardly helped in a 3-epoch probe on v1 (25.4% against 22.7%): the number of steps limits accuracy here.
+climbing (about 1 point in the last epoch of the cosine). Colour is learnt in one epoch and solid vs patterned
+at once; the shape of the large object among distractors takes off after about 5 epochs; **checker vs striped
+is not yet told apart at this budget** (their 2x2 confusion stays near chance, e.g. [[291, 208], [288, 212]]
+after 3 epochs), at either pattern scale tried (v1: stripe period 4-7 px, checker cell 2.5-4 px; v2: 6-10 px and
+4-6 px), so the top-1 ceiling of a 10-epoch budget is about 2/3. Less noise, clutter and jitter (noise 4, 0-2
+lines, 0-1 distractors, gains +/-0.15) hardly helped in a 3-epoch probe on v1 (25.4% against 22.7%): the number
+of steps limits accuracy here.
 
 Objects are drawn at twice the output size and downsampled (box filter), so edges are anti-aliased.
 
