@@ -20,14 +20,16 @@ from gradpath.cli import main
 
 TINY = ["--model", "yolor-elan", "--set", "width=0.0625", "--set", "depth=0.34", "--imgsz", "64", "--batch", "2",
         "--nbs", "2", "--workers", "0", "--device", "cpu", "--quiet", "--warmup-epochs", "0", "--no-plots",
-        "--seed", "0"]
+        "--seed", "0", "--schedule", "cosine"]  # a later --schedule on a command line wins
 EPOCHS = 3
 LR0, LRF = 0.01, 0.01  # the sgd defaults the runs below use
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """Tiny tensors: on a shared 2-core machine intra-op threads only add contention."""
+    """Tiny tensors: on a shared 2-core machine intra-op threads only add contention. Module-scoped, so the
+    reference run of ``env`` and every run compared with it use the same thread count (float sums in another
+    order would make 'equal weights' comparisons fail)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -62,7 +64,7 @@ def env(tmp_path_factory, tiny_shapes):
         "val": {"images": "images/train", "annotations": "annotations/instances_train.json"}}))
     project = d / "runs"
     assert main(["train", *TINY, "--data", str(selfval), "--epochs", str(EPOCHS), "--project", str(project),
-                 "--name", "base", "--schedule", "cosine"]) == 0
+                 "--name", "base"]) == 0
     return {"data": tiny_shapes / "data.yaml", "selfval": selfval, "project": project,
             "base": project / "segment" / "base", "root": tiny_shapes}
 
