@@ -176,14 +176,17 @@ def table1_section() -> str:
 
 def robustness_section() -> str:
     """The bad-input corpora of ``tests/robustness/`` as one table (input → what gradpath does), so the README
-    says exactly what the tests check: data files (``test_data_inputs.py``), command lines (``test_cli_inputs.py``)
-    and ``analyze --model FILE.py:Class`` (``test_analyze_inputs.py``)."""
+    says exactly what the tests check: data files (``test_data_inputs.py``), command lines (``test_cli_inputs.py``),
+    checkpoints (``test_checkpoint_inputs.py``) and ``analyze --model FILE.py:Class`` (``test_analyze_inputs.py``)."""
     tests = ROOT / "tests" / "robustness"
     data = _load(tests / "test_data_inputs.py", "gp_data_inputs")
     lines = data.markdown_table().splitlines()
     for case_id, argv, code, message in _load(tests / "test_cli_inputs.py", "gp_cli_inputs").CASES:
         cmd = " ".join(argv).replace("|", "\\|")
         lines.append(f"| command line | `gradpath {cmd}` | exit {code}, one line: `{message}` |")
+    for case_id, what, argv, code, message in _load(tests / "test_checkpoint_inputs.py", "gp_ckpt_inputs").CASES:
+        cmd = " ".join(argv).replace("{w}", "W").replace("{d}", "DIR")
+        lines.append(f"| checkpoint | {what}: `gradpath {cmd}` | exit {code}, one line naming W: `{message}` |")
     for case_id, _source, argv, code, message in _load(tests / "test_analyze_inputs.py", "gp_analyze_inputs").CASES:
         cmd = " ".join(argv).replace("{f}", "net.py").replace("{tmp}", "/tmp").replace("|", "\\|")
         msg = message.replace("{tmp}", "/tmp")

@@ -16,7 +16,7 @@ from gradpath.data.images import list_images, read_image
 from gradpath.deploy import deploy_model, export_model
 from gradpath.engine.checkpoint import model_config_dict, plain
 from gradpath.checks import check_device
-from gradpath.errors import GradpathError
+from gradpath.errors import DataError, GradpathError
 from gradpath.formatting import fmt_num, table
 from gradpath.tasks.classify.metrics import classification_metrics
 
@@ -26,7 +26,10 @@ def _names(ck: Mapping[str, Any], model: nn.Module) -> list[str]:
 
 
 def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
-    data = load_classify_data(args.data)
+    try:
+        data = load_classify_data(args.data)
+    except DataError as e:  # often detection data given to a classifier: say which kind of model this is
+        raise DataError(f"{args.weights} is a classifier ({ck['model']['name']}); {e}") from None
     names = _names(ck, model)
     if list(data.names) != names:
         raise GradpathError(f"{args.weights} was trained on classes {names[:5]}{'...' if len(names) > 5 else ''} "

@@ -17,7 +17,7 @@ from gradpath.data import build_dataset, collate_fn, load_data_config
 from gradpath.deploy import deploy_model, export_model
 from gradpath.engine.checkpoint import model_config_dict, plain
 from gradpath.checks import check_device, check_imgsz
-from gradpath.errors import GradpathError
+from gradpath.errors import DataError, GradpathError
 from gradpath.formatting import fmt_num, table
 from gradpath.tasks.segment.predict import predict
 from gradpath.tasks.segment.validate import validate
@@ -39,7 +39,10 @@ def add_val_args(p: argparse._ArgumentGroup) -> None:
 
 def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
     check_imgsz(imgsz)
-    cfg = load_data_config(args.data)
+    try:
+        cfg = load_data_config(args.data)
+    except DataError as e:  # often classification folders given to a detector: say which kind of model this is
+        raise DataError(f"{args.weights} is a detector ({ck['model']['name']}); {e}") from None
     if cfg.nc != model.num_classes:
         raise GradpathError(f"{args.weights} predicts {model.num_classes} classes but {args.data} has {cfg.nc}")
     ds = build_dataset(cfg, split=args.split, imgsz=imgsz, augment=False, rect=args.rect, batch_size=args.batch)
