@@ -16,8 +16,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from gradpath.data.generated import generate_once
 from gradpath.errors import DataError
 
 GENERATOR_VERSION = 1
@@ -185,16 +184,8 @@ def generate_shapes(root: str | Path, n_train: int = 600, n_val: int = 100, size
     if n_train < 1 or n_val < 1:
         raise DataError("shapes: n_train and n_val must be at least 1")
     meta = _meta(n_train, n_val, size, names, seed, tuple(objects), tuple(object_size))
-    meta_file = root / "shapes.json"
-    if meta_file.is_file():
-        if json.loads(meta_file.read_text()) != meta:
-            raise DataError(f"{root}: holds a shapes set generated with other settings; use another folder")
-        return root
-    if root.exists() and any(root.iterdir()):
-        raise DataError(f"{root}: exists and is not a shapes cache; use another folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for split_idx, (split, n) in enumerate((("train", n_train), ("val", n_val))):
             _write_split(tmp, split, split_idx, n, size, names, seed, tuple(objects), tuple(object_size))
         (tmp / "data.yaml").write_text(
@@ -203,16 +194,8 @@ def generate_shapes(root: str | Path, n_train: int = 600, n_val: int = 100, size
             "train: {images: images/train, annotations: annotations/instances_train.json}\n"
             "val: {images: images/val, annotations: annotations/instances_val.json}\n"
             f"names: [{', '.join(names)}]\n")
-        (tmp / "shapes.json").write_text(json.dumps(meta, indent=1))  # written last: marks a complete set
-        try:
-            os.rename(tmp, root)  # atomic; fails if another process finished first (or root is non-empty)
-        except OSError:
-            if not meta_file.is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+
+    return generate_once(root, "shapes", "shapes.json", meta, write)
 
 
 def cache_dir() -> Path:
