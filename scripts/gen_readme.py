@@ -34,7 +34,6 @@ from typing import Callable
 import gradpath
 from gradpath.cli import main as gradpath_main
 from gradpath.data import generate_shapes
-from gradpath.profiling import count_params
 from gradpath.recipes import RECIPES
 from gradpath.reproduce import reproduce_table1
 

@@ -1,6 +1,5 @@
 """Profiler counts against hand-computed values; CSP FLOPs relations of paper §3.2."""
 import pytest
-import torch
 from torch import nn
 
 import gradpath

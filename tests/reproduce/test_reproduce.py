@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from gradpath.cli import main
 from gradpath.experiments.tables import TABLES
 from gradpath.models.registry import get_entry
-from gradpath.reproduce.full import dry_run, full_commands, full_imgsz
+from gradpath.reproduce.full import dry_run, full_imgsz
 from gradpath.reproduce.stats import compare
 
 

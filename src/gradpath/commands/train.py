@@ -62,9 +62,9 @@ def add_parser(sub) -> None:
                    help="sgd = SGD with Nesterov momentum (the paper's recipe), or adamw (default sgd)")
     g.add_argument("--lr0", type=float, help="initial learning rate (default 0.01 for sgd, 0.001 for adamw)")
     g.add_argument("--lrf", type=float, help=f"final lr as a fraction of lr0 (default {d.lrf})")
-    g.add_argument("--schedule", choices=SCHEDULES, help=f"lr decay after warm-up: cosine, linear, or step (two "
-                   f"drops, at 1/3 and 2/3 of the run, to sqrt(lrf) then lrf) (default {d.schedule} as in YOLOv5; classify: "
-                   "cosine)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="lr decay after warm-up: cosine, linear, or step (two "
+                   "drops, at 1/3 and 2/3 of the run, to sqrt(lrf) then lrf) "
+                   f"(default {d.schedule} as in YOLOv5; classify: cosine)")
     g.add_argument("--warmup-epochs", type=float,
                    help=f"linear lr/momentum warm-up length in epochs, fractions allowed (default {d.warmup_epochs})")
     g.add_argument("--momentum", type=float, help=f"SGD momentum / AdamW beta1 (default {d.momentum})")
@@ -86,7 +86,8 @@ def add_parser(sub) -> None:
     g.add_argument("--project", help=f"root folder of runs (default {d.project})")
     g.add_argument("--name", help=f"run folder name under <project>/<task>/ (default {d.name}; "
                    "a number is appended when it exists)")
-    g.add_argument("--exist-ok", action="store_true", help="reuse <project>/<task>/<name> instead of numbering a new one")
+    g.add_argument("--exist-ok", action="store_true",
+                   help="reuse <project>/<task>/<name> instead of numbering a new one")
     g.add_argument("--resume", nargs="?", const="", metavar="PATH",
                    help="continue an interrupted run exactly (weights, optimizer, schedule, EMA, RNG, epoch): "
                    "PATH is its weights/last.pt or run folder; without PATH the most recent run under "

@@ -66,12 +66,12 @@ def render_markdown(res: dict[str, Any]) -> str:
                      f"{ts['units_changed']}/{ts['units_compared']} layers differ" if ts else "-"])
     lines += [_md_table(headers, body), ""]
     if paper_extra:
-        lines.append(f"Paper's mask AP: " + ", ".join(f"{row['label']} {row['paper'][paper_extra]:.1f}"
+        lines.append("Paper's mask AP: " + ", ".join(f"{row['label']} {row['paper'][paper_extra]:.1f}"
                                                       for row in res["rows"] if paper_extra in row["paper"]) + ".")
         lines.append("")
     lines += [f"Seed-to-seed std of {METRIC_LABEL.get(metric, metric)}: mean {_pct(res['seed_std']['mean'])}, "
               f"max {_pct(res['seed_std']['max'])} (percentage points).", "",
-              f"## Claims", "", f"Test: {res['test']}.", ""]
+              "## Claims", "", f"Test: {res['test']}.", ""]
     cbody = []
     for c in res["claims"]:
         cbody.append([c["text"], c["kind"], f"{100 * c['diff']:+.2f}",
