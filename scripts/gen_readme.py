@@ -10,9 +10,12 @@ Each generated section sits between ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -
 - ``analysis``: network figures of ``gradpath analyze MODEL --imgsz 64`` for the paper's models;
 - ``demo-recipe``: what ``make demo`` trains, read from the ``demo`` recipe (``src/gradpath/recipes.py``);
 - ``robustness``: the bad-input corpora of ``tests/robustness/`` (input → what gradpath does);
-- ``table1``: ``gradpath reproduce table1`` (Table 1 measured on real nets of growing depth).
+- ``table1``: ``gradpath reproduce table1`` (Table 1 measured on real nets of growing depth);
+- ``reproduce-results``: the small-scale training tables published in ``docs/results/<table>/results.json`` (copied
+  there from ``runs/reproduce/<table>/`` after ``gradpath reproduce`` wrote them; hours of training, so the section
+  renders the saved results and never retrains).
 
-All seven are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
+All eight are deterministic and take well under a minute, which is why ``tests/test_readme.py`` runs ``--check``
 (exit 1 and a unified diff when README.md differs from what this script would write now). Timings and training
 results (``make demo``, ``benchmarks/``) are machine-dependent and slow; the README quotes them with the command,
 the machine and the date instead.
@@ -25,6 +28,7 @@ import difflib
 import importlib.util
 import inspect
 import io
+import json
 import re
 import sys
 import tempfile
@@ -194,6 +198,52 @@ def robustness_section() -> str:
     return "\n".join(lines)
 
 
+RESULTS = ROOT / "docs" / "results"
+
+
+def _pm(summary: dict, key: str) -> str:
+    s = summary.get(key)
+    return "-" if not s else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def reproduce_results_section() -> str:
+    """Each published small-scale table: rows (paper vs ours, mean ± std over seeds) and each claim's verdict."""
+    files = sorted(RESULTS.glob("table*/results.json"), key=lambda f: int(f.parent.name[5:]))
+    if not files:
+        return "No small-scale training table has been published yet."
+    out = []
+    for f in files:
+        res = json.loads(f.read_text())
+        m = res["machine"]
+        per_row = [len(r["runs"]) for r in res["rows"]]
+        out += [f"**{res['table']}: {res['title']}** — `gradpath reproduce {res['table']} --seeds {res['seeds']}"
+                f"{'' if res['budget'] == 'default' else ' --budget ' + res['budget']}`, budget `{res['budget']}`, "
+                f"{min(per_row)} seeds per row, {m['cpu']} ({m.get('cpu_count', '?')} cores, "
+                f"{res.get('jobs', 1)} run(s) at a time), torch {m['torch']}, "
+                f"{res['date'][:10]} ([results](docs/results/{f.parent.name}/results.md) · "
+                f"[bars](docs/results/{f.parent.name}/bars.png)).", ""]
+        if res["task"] == "classify":
+            cols = [("paper top-1", "top1"), ("ours top-1 (%)", "top1"), ("ours top-5 (%)", "top5")]
+        else:
+            cols = [("paper box AP", "box_ap"), ("ours box AP (%)", "box_map"), ("ours box AP50 (%)", "box_map50"),
+                    ("ours mask AP (%)", "mask_map")]
+        out += ["| row | model | " + " | ".join(c[0] for c in cols) + " | LSGP |",
+                "|---|---|" + "---:|" * (len(cols) + 1)]
+        for r in res["rows"]:
+            paper = r["paper"].get(cols[0][1])
+            cells = ["-" if paper is None else f"{paper:.1f}"] + [_pm(r["summary"], key) for _, key in cols[1:]]
+            out.append(f"| {r['label']} | `{r['model']}` | " + " | ".join(cells)
+                       + f" | {r['gradient_paths'].get('lsgp', '-')} |")
+        label = "top-1" if res["task"] == "classify" else "box AP"
+        out += ["", f"Seed-to-seed std of {label}: mean {100 * res['seed_std']['mean']:.2f}, max "
+                f"{100 * res['seed_std']['max']:.2f} percentage points. Claims ({res['test']}):", ""]
+        for c in res["claims"]:
+            p = "" if c["p"] is None else f", p = {c['p']:.2g}"
+            out.append(f"- {c['text']}: **{c['verdict']}** ({100 * c['diff']:+.2f} pp{p})")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "zoo": zoo_section,
     "profile": profile_section,
@@ -202,6 +252,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "demo-recipe": demo_recipe_section,
     "robustness": robustness_section,
     "table1": table1_section,
+    "reproduce-results": reproduce_results_section,
 }
 
 

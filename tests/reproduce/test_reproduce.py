@@ -44,12 +44,46 @@ def test_table3_quick_writes_outputs_and_val_rescores_a_row(tmp_path, capsys):
     assert m["box"]["map"] == pytest.approx(run["metrics"]["box_map"], abs=1e-4)
     assert m["mask"]["map"] == pytest.approx(run["metrics"]["mask_map"], abs=1e-4)
 
+    # runs are keyed by task, budget, model and seed (shared by the tables that have the same row), not by table
+    run_folder = out / "runs" / "quick" / "segment" / "yolor-csp-sg-block-seed0"
+    assert run["run_dir"] == str(run_folder)
+    recipe = json.loads((run_folder / "recipe.json").read_text())
+    assert recipe["model"] == "yolor-csp-sg-block" and recipe["budget"] == "quick" and recipe["seed"] == 0
+
     # a rerun reuses the finished runs: same numbers, nothing retrained
-    before = (t / "segment" / "sg-block-seed0" / "weights" / "last.pt").stat().st_mtime_ns
+    before = (run_folder / "weights" / "last.pt").stat().st_mtime_ns
     assert main(["reproduce", "table3", "--budget", "quick", "--seeds", "1", "--project", str(out), "--quiet"]) == 0
-    assert (t / "segment" / "sg-block-seed0" / "weights" / "last.pt").stat().st_mtime_ns == before
+    assert (run_folder / "weights" / "last.pt").stat().st_mtime_ns == before
     again = json.loads((t / "results.json").read_text())
     assert [r["runs"][0]["metrics"] for r in again["rows"]] == [r["runs"][0]["metrics"] for r in res["rows"]]
+
+    # a saved run whose recipe differs from today's is refused, in one line naming its recipe.json
+    first = out / "runs" / "quick" / "segment" / "yolor-csp-seed0" / "recipe.json"
+    changed = json.loads(first.read_text())
+    changed["recipe"]["train"]["epochs"] = 2
+    first.write_text(json.dumps(changed))
+    capsys.readouterr()
+    assert main(["reproduce", "table3", "--budget", "quick", "--seeds", "1", "--project", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(first) in err and "another recipe (differs in: train)" in err and len(err.splitlines()) == 1
+
+
+def test_jobs_train_runs_side_by_side_then_gather(tmp_path, capsys):
+    out = tmp_path / "repro"
+    assert main(["reproduce", "table5", "--budget", "quick", "--seeds", "1", "--jobs", "2", "--project", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "training 2 run(s), 2 at a time" in printed and printed.count("seed 0 finished") == 2
+    res = json.loads((out / "table5" / "results.json").read_text())
+    for row, model in zip(res["rows"], ("yolor-v3", "yolor-prn")):
+        folder = out / "runs" / "quick" / "segment" / f"{model}-seed0"
+        assert row["runs"][0]["run_dir"] == str(folder) and (folder / "weights" / "best.pt").is_file()
+        assert json.loads((folder / "recipe.json").read_text())["model"] == model
+        assert "box_map" in row["runs"][0]["metrics"]
+    # the gathering pass reused what the jobs trained (no second training in this process)
+    assert "reusing the finished run" in printed
+    assert main(["reproduce", "table5", "--jobs", "0", "--project", str(out)]) == 2
+    assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
 
 
 def _shapes_yaml(settings):

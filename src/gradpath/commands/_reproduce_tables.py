@@ -20,15 +20,19 @@ def add_table_parsers(rsub) -> None:
             f"Reproduce {name}: {title}. --scale small trains width/depth-scaled versions of every row from "
             "scratch on the embedded sets (Table 2: shapes-cls; Tables 3-8: shapes) with one recipe for all rows "
             "and several seeds, and judges each claim of the paper with Welch's t-test; outputs go to "
-            "runs/reproduce/<table>/ (results.md, results.json, bars.png, curves.png, every run's weights). "
-            "Finished runs there are reused and interrupted ones resumed. --scale full prints the paper's "
-            "training of every row as torchrun commands (and runs them with --launch)."))
+            "runs/reproduce/<table>/ (results.md, results.json, bars.png, curves.png) and the training runs to "
+            "runs/reproduce/runs/<budget>/<task>/<model>-seed<k>/, shared by the tables that have the same row. "
+            "Finished runs there are reused and interrupted ones resumed; one trained with another recipe is "
+            "refused. --scale full prints the paper's training of every row as torchrun commands (and runs them "
+            "with --launch)."))
         p.add_argument("--scale", choices=("small", "full"), default="small", help="small (here) or full (the "
                        "paper's setting, on a cluster) (default small)")
         p.add_argument("--seeds", type=int, default=3, help="seeds per row at small scale (default 3)")
         p.add_argument("--budget", choices=BUDGETS, default="default", help="small scale: default (towards a "
                        "plateau, hours per table on 2 cores) or quick (minutes; for tests only, NOT meaningful)")
         p.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA if available, else cpu)")
+        p.add_argument("--jobs", type=int, default=1, help="small scale: train this many runs side by side, each "
+                       "in its own process with cores/jobs threads (default 1)")
         p.add_argument("--project", default="runs/reproduce", help="root of the output folders (default "
                        "runs/reproduce)")
         p.add_argument("--data-root", help="full scale: where COCO 2017 / ImageNet lives (written into the data yaml)")
@@ -41,6 +45,8 @@ def add_table_parsers(rsub) -> None:
 def run_table(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise GradpathError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.jobs < 1:
+        raise GradpathError(f"--jobs must be >= 1, got {args.jobs}")
     names = list(TABLES) if args.table_name == "all" else [args.table_name]
     rc = 0
     for name in names:
@@ -57,7 +63,7 @@ def run_table(args: argparse.Namespace) -> int:
                 rc = launch(cmds, args.data_root) or rc
             continue
         res = reproduce_small(name, seeds=args.seeds, budget=args.budget, out=out, device=args.device,
-                              progress=not args.quiet)
+                              progress=not args.quiet, jobs=args.jobs)
         if TABLES[name].analysis_only:
             print((out / "results.md").read_text())
         else:

@@ -51,11 +51,16 @@ def _same_growth(measured: str, paper: str) -> bool:
 
 
 def reproduce_small(name: str, *, seeds: int = 3, budget: str = "default", out: Path | None = None,
-                    device: str | None = None, log: Callable[[str], None] = print,
-                    progress: bool = True) -> dict[str, Any]:
-    """Reproduce table ``name`` at small scale; writes results.json/.md and figures to ``out``."""
+                    runs: Path | None = None, device: str | None = None, log: Callable[[str], None] = print,
+                    progress: bool = True, jobs: int = 1) -> dict[str, Any]:
+    """Reproduce table ``name`` at small scale; writes results.json/.md and figures to ``out``.
+
+    The training runs go to ``runs`` (default: ``runs/`` beside ``out``), shared by every table that has the same
+    (model, seed) under the same recipe. ``jobs`` > 1 trains that many runs side by side (separate processes).
+    """
     spec: TableSpec = TABLES[name]
     out = Path(out or Path("runs") / "reproduce" / name)
+    runs = Path(runs or out.parent / "runs")
     if spec.analysis_only:
         return reproduce_table1(out)
     counts = {}
@@ -63,7 +68,7 @@ def reproduce_small(name: str, *, seeds: int = 3, budget: str = "default", out: 
         if row.model not in counts:
             m = measure(row.model)
             counts[row.model] = {"gflops": m["gflops"], "params_m": m["params_m"], "imgsz": m["imgsz"]}
-    res = run_small(spec, seeds=seeds, budget=budget, out=out, device=device, log=log, progress=progress,
-                    counts=counts)
+    res = run_small(spec, seeds=seeds, budget=budget, runs=runs, device=device, log=log, progress=progress,
+                    counts=counts, jobs=jobs)
     write_outputs(res, out)
     return res

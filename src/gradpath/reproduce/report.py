@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ METRIC_LABEL = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask 
 
 def machine() -> dict[str, Any]:
     return {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 

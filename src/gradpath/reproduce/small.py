@@ -1,20 +1,32 @@
 """Small-scale reproduction of a training table: every row × seed trained with one recipe, claims tested.
 
-Each (row, seed) run is an ordinary ``gradpath train`` run in ``<out>/<task>/<row>-seed<k>/`` (weights, curves,
-results.csv), so ``gradpath val`` re-scores any row's ``best.pt`` to the number in ``results.json``. A finished run
-found there is reused and an interrupted one is resumed, so a table that takes hours survives Ctrl-C and reruns.
+Each (model, seed) run is an ordinary ``gradpath train`` run in ``<runs>/<budget>/<task>/<model>-seed<k>/``
+(weights, curves, results.csv), so ``gradpath val`` re-scores any row's ``best.pt`` to the number in
+``results.json``. The folder is keyed by what determines the run — task, budget (hence the recipe), model and seed —
+not by the table: YOLOR-v3 is a row of Tables 5-8 and is trained once for all of them, and a ``quick`` run is
+never taken for a ``default`` one. A finished run found there is reused and an interrupted one is resumed, so a
+table that takes hours survives Ctrl-C and reruns. ``recipe.json`` in each folder records the recipe the run was
+started with; a folder whose recipe differs from today's is refused rather than silently mixed into a table.
 """
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from gradpath import runner
 from gradpath.data.shapes import default_shapes_root
 from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
-from gradpath.experiments.tables import TableSpec
+from gradpath.errors import GradpathError
+from gradpath.experiments.tables import TABLES, TableSpec
 from gradpath.reproduce.figures import row_figures
 from gradpath.reproduce.recipes import small_recipe
 from gradpath.reproduce.stats import TEST_NAME, compare, mean_std
@@ -22,8 +34,28 @@ from gradpath.reproduce.stats import TEST_NAME, compare, mean_std
 __all__ = ["run_small", "run_dir"]
 
 
-def run_dir(out: Path, task: str, row: str, seed: int) -> Path:
-    return out / task / f"{row}-seed{seed}"
+def run_dir(runs: Path, task: str, budget: str, model: str, seed: int) -> Path:
+    """Where the run of ``model`` with ``seed`` under the ``budget`` recipe of ``task`` lives (shared by tables)."""
+    return runs / budget / task / f"{model}-seed{seed}"
+
+
+def _fingerprint(task: str, budget: str, model: str, seed: int) -> dict[str, Any]:
+    """What must be equal for a saved run to stand for this (model, seed) under today's recipe."""
+    return json.loads(json.dumps({"task": task, "budget": budget, "model": model, "seed": seed,
+                                  "recipe": asdict(small_recipe(task, budget))}))
+
+
+def _check_recipe(folder: Path, expected: dict[str, Any]) -> None:
+    """Refuse a saved run trained with another recipe (the recipes changed since, or the folder was copied)."""
+    f = folder / "recipe.json"
+    if not f.is_file():
+        raise GradpathError(f"{folder}: a run without recipe.json; it cannot be matched to today's recipe — "
+                            "remove the folder to retrain it")
+    saved = json.loads(f.read_text())
+    if saved != expected:
+        diff = sorted(k for k in expected["recipe"] if saved.get("recipe", {}).get(k) != expected["recipe"][k])
+        raise GradpathError(f"{f}: this run was trained with another recipe (differs in: "
+                            f"{', '.join(diff) or 'model/seed/budget'}); remove the folder to retrain it")
 
 
 def _data(task: str, settings: dict[str, Any]) -> str:
@@ -36,22 +68,27 @@ def _finished(ck: dict[str, Any]) -> bool:
     return int(ck.get("epoch", -1)) + 1 >= int(ck.get("epochs") or 0)
 
 
-def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, out: Path, device: str | None,
+def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, runs: Path, device: str | None,
                    log: Callable[[str], None], progress: bool) -> dict[str, Any]:
     """Train (or reuse, or resume) one row with one seed; returns its metrics and where its weights are."""
     recipe = small_recipe(spec.task, budget)
     row = spec.row(row_key)
-    folder = run_dir(out, spec.task, row_key, seed)
+    folder = run_dir(runs, spec.task, budget, row.model, seed)
     last = folder / "weights" / "last.pt"
+    expected = _fingerprint(spec.task, budget, row.model, seed)
     t0 = time.time()
+    if last.is_file():
+        _check_recipe(folder, expected)
     if last.is_file() and _finished(load_checkpoint(last)):
         log(f"{row_key} seed {seed}: reusing the finished run in {folder}")
     elif last.is_file():
         log(f"{row_key} seed {seed}: resuming {last}")
         runner.resume(last, device=device, log=log, progress=progress)
     else:
-        train = {**recipe.train, "seed": seed, "project": str(out), "name": folder.name,
+        train = {**recipe.train, "seed": seed, "project": str(folder.parent.parent), "name": folder.name,
                  "val_interval": int(recipe.train["epochs"]), "device": device}
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "recipe.json").write_text(json.dumps(expected, indent=1) + "\n")
         runner.train(spec.task, row.model, task_options={**recipe.task_options, "data": _data(spec.task, recipe.data)},
                      model_overrides=recipe.model_overrides, train_args=train, exist_ok=True, log=log,
                      progress=progress)
@@ -60,24 +97,63 @@ def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, out: P
             "run_dir": str(folder), "seconds": round(time.time() - t0, 1)}
 
 
-def run_small(spec: TableSpec, *, seeds: int, budget: str, out: Path, device: str | None = None,
+def _job_threads(threads: int) -> None:
+    """Pool initializer: a job process's intra-op threads (its own process, so nothing of the caller changes)."""
+    torch.set_num_threads(threads)
+
+
+def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, device: str | None) -> str:
+    train_row_seed(TABLES[table], row_key, seed, budget, Path(runs), device, log=lambda _m: None, progress=False)
+    return f"{row_key} seed {seed}"
+
+
+def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None, jobs: int,
+                      log: Callable[[str], None]) -> None:
+    """Train the table's (row, seed) runs ``jobs`` at a time, each in its own process with cores // jobs threads.
+
+    Why: on a CPU one small run does not use the cores well (its loader worker and its own ops leave them idle part
+    of the time); independent runs side by side finish a table sooner. Each run is the same as a sequential one
+    (its own seed, its own folder); the results are then gathered by the sequential path, which reuses them.
+    """
+    _data(spec.task, small_recipe(spec.task, budget).data)     # generate the embedded set once, before the jobs
+    pending, seen = [], set()
+    for row in spec.rows:
+        for s in range(seeds):
+            if (row.model, s) not in seen:
+                seen.add((row.model, s))
+                pending.append((spec.name, row.key, s, budget, str(runs), device))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log(f"training {len(pending)} run(s), {jobs} at a time with {threads} thread(s) each")
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_job_threads,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(_train_job, *job) for job in pending]
+        for done, fut in enumerate(futures, 1):
+            log(f"[{done}/{len(futures)}] {fut.result()} finished")
+
+
+def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              counts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Train every row of ``spec`` with ``seeds`` seeds; return the ``results.json`` content.
+              counts: dict[str, dict[str, Any]] | None = None, jobs: int = 1) -> dict[str, Any]:
+    """Train every row of ``spec`` with ``seeds`` seeds (runs under ``runs``); return the ``results.json`` content.
 
     ``counts`` maps a row's model to its exact FLOPs/params (``reproduce flops``), shown next to the metrics.
+    ``jobs`` > 1 trains that many runs side by side first (``train_in_parallel``).
     """
     recipe = small_recipe(spec.task, budget)
     t0 = time.time()
+    if jobs > 1:
+        train_in_parallel(spec, seeds=seeds, budget=budget, runs=runs, device=device, jobs=jobs, log=log)
     figures = row_figures(spec)
     rows = []
     for row in spec.rows:
-        runs = [train_row_seed(spec, row.key, s, budget, out, device, log, progress) for s in range(seeds)]
-        metric_names = sorted({k for r in runs for k, v in r["metrics"].items() if isinstance(v, (int, float))})
-        summary = {m: dict(zip(("mean", "std"), mean_std([r["metrics"][m] for r in runs]))) for m in metric_names}
+        per_seed = [train_row_seed(spec, row.key, s, budget, runs, device, log, progress) for s in range(seeds)]
+        metric_names = sorted({k for r in per_seed for k, v in r["metrics"].items() if isinstance(v, (int, float))})
+        summary = {m: dict(zip(("mean", "std"), mean_std([r["metrics"][m] for r in per_seed])))
+                   for m in metric_names}
         rows.append({"key": row.key, "label": row.label, "model": row.model, "paper": dict(row.paper),
                      "counts": (counts or {}).get(row.model, {}), "gradient_paths": figures.get(row.key, {}),
-                     "runs": runs, "summary": summary})
+                     "runs": per_seed, "summary": summary})
     by_key = {r["key"]: r for r in rows}
     claims = []
     for c in spec.claims:
@@ -87,7 +163,7 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, out: Path, device: st
     stds = [r["summary"][spec.metric]["std"] for r in rows if spec.metric in r["summary"]]
     return {
         "table": spec.name, "title": spec.title, "task": spec.task, "scale": "small", "budget": budget,
-        "seeds": seeds, "metric": spec.metric, "test": TEST_NAME,
+        "seeds": seeds, "jobs": jobs, "metric": spec.metric, "test": TEST_NAME,
         "recipe": {"model_overrides": recipe.model_overrides, "data": recipe.data,
                    "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note},
         "seed_std": {"max": max(stds) if stds else None, "mean": sum(stds) / len(stds) if stds else None},
