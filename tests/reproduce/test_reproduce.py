@@ -73,12 +73,13 @@ def test_jobs_train_runs_side_by_side_then_gather(tmp_path, capsys):
     assert main(["reproduce", "table5", "--budget", "quick", "--seeds", "1", "--jobs", "2", "--project", str(out),
                  "--quiet", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "training 2 run(s), 2 at a time" in printed and printed.count("seed 0 finished") == 2
+    assert "training 2 run(s), 2 at a time" in printed and printed.count("seed 0 finished (box_map ") == 2
     res = json.loads((out / "table5" / "results.json").read_text())
     for row, model in zip(res["rows"], ("yolor-v3", "yolor-prn")):
         folder = out / "runs" / "quick" / "segment" / f"{model}-seed0"
         assert row["runs"][0]["run_dir"] == str(folder) and (folder / "weights" / "best.pt").is_file()
         assert json.loads((folder / "recipe.json").read_text())["model"] == model
+        assert "epoch 1/1: box=" in (folder / "train.log").read_text()  # a job's progress goes to its folder
         assert "box_map" in row["runs"][0]["metrics"]
     # the gathering pass reused what the jobs trained (no second training in this process)
     assert "reusing the finished run" in printed

@@ -103,8 +103,19 @@ def _job_threads(threads: int) -> None:
 
 
 def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, device: str | None) -> str:
-    train_row_seed(TABLES[table], row_key, seed, budget, Path(runs), device, log=lambda _m: None, progress=False)
-    return f"{row_key} seed {seed}"
+    """One run in a job process; its epoch lines go to ``train.log`` in its folder (a bar per job would interleave)."""
+    spec = TABLES[table]
+    folder = run_dir(Path(runs), spec.task, budget, spec.row(row_key).model, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "train.log", "a", encoding="utf-8") as f:
+        def log(msg: str) -> None:
+            f.write(msg + "\n")
+            f.flush()
+
+        res = train_row_seed(spec, row_key, seed, budget, Path(runs), device, log=log, progress=False)
+    m = res["metrics"]
+    got = ", ".join(f"{k} {m[k]:.4f}" for k in (spec.metric, "box_map50") if isinstance(m.get(k), float))
+    return f"{row_key} seed {seed} finished ({got})"
 
 
 def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None, jobs: int,
@@ -123,13 +134,14 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
                 seen.add((row.model, s))
                 pending.append((spec.name, row.key, s, budget, str(runs), device))
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    log(f"training {len(pending)} run(s), {jobs} at a time with {threads} thread(s) each")
+    log(f"training {len(pending)} run(s), {jobs} at a time with {threads} thread(s) each; each run's epochs are "
+        f"logged to train.log in its folder under {runs}")
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_job_threads,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(_train_job, *job) for job in pending]
         for done, fut in enumerate(futures, 1):
-            log(f"[{done}/{len(futures)}] {fut.result()} finished")
+            log(f"[{done}/{len(futures)}] {fut.result()}")
 
 
 def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None = None,
