@@ -235,8 +235,12 @@ def reproduce_results_section() -> str:
             out.append(f"| {r['label']} | `{r['model']}` | " + " | ".join(cells)
                        + f" | {r['gradient_paths'].get('lsgp', '-')} |")
         label = "top-1" if res["task"] == "classify" else "box AP"
+        secs = [run["train_seconds"] for r in res["rows"] for run in r["runs"] if run.get("train_seconds")]
+        cost = (f" A run trained for {sum(secs) / len(secs) / 60:.0f} min on average (the sum of its epoch times, "
+                f"{res.get('jobs', 1)} run(s) side by side); its {len(secs)} runs add up to {sum(secs) / 3600:.1f} h."
+                if secs else "")
         out += ["", f"Seed-to-seed std of {label}: mean {100 * res['seed_std']['mean']:.2f}, max "
-                f"{100 * res['seed_std']['max']:.2f} percentage points. Claims ({res['test']}):", ""]
+                f"{100 * res['seed_std']['max']:.2f} percentage points.{cost} Claims ({res['test']}):", ""]
         for c in res["claims"]:
             p = "" if c["p"] is None else f", p = {c['p']:.2g}"
             out.append(f"- {c['text']}: **{c['verdict']}** ({100 * c['diff']:+.2f} pp{p})")

@@ -10,6 +10,7 @@ started with; a folder whose recipe differs from today's is refused rather than 
 """
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 import os
@@ -94,7 +95,17 @@ def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, runs: 
                      progress=progress)
     ck = load_checkpoint(folder / "weights" / "best.pt")
     return {"seed": seed, "metrics": dict(ck.get("metrics") or {}), "weights": str(folder / "weights" / "best.pt"),
-            "run_dir": str(folder), "seconds": round(time.time() - t0, 1)}
+            "run_dir": str(folder), "seconds": round(time.time() - t0, 1),
+            "train_seconds": _epoch_seconds(folder / "results.csv")}
+
+
+def _epoch_seconds(results_csv: Path) -> float | None:
+    """What the run cost: the sum of its epochs' wall times (``time_s`` in results.csv), wherever it was trained."""
+    if not results_csv.is_file():
+        return None
+    with open(results_csv, newline="") as f:
+        times = [float(r["time_s"]) for r in csv.DictReader(f) if r.get("time_s")]
+    return round(sum(times), 1) if times else None
 
 
 def _job_threads(threads: int) -> None:
