@@ -240,7 +240,7 @@ def reproduce_results_section() -> str:
                 f"{res.get('jobs', 1)} run(s) side by side); its {len(secs)} runs add up to {sum(secs) / 3600:.1f} h."
                 if secs else "")
         out += ["", f"Seed-to-seed std of {label}: mean {100 * res['seed_std']['mean']:.2f}, max "
-                f"{100 * res['seed_std']['max']:.2f} percentage points.{cost} Claims ({res['test']}):", ""]
+                f"{100 * res['seed_std']['max']:.2f} percentage points.{cost} Claims, judged by {res['test']}:", ""]
         for c in res["claims"]:
             p = "" if c["p"] is None else f", p = {c['p']:.2g}"
             out.append(f"- {c['text']}: **{c['verdict']}** ({100 * c['diff']:+.2f} pp{p})")

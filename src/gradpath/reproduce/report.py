@@ -44,9 +44,12 @@ def render_markdown(res: dict[str, Any]) -> str:
     paper_key = {"box_map": "box_ap", "top1": "top1"}.get(metric, metric)
     paper_extra = {"mask_map": "mask_ap"}.get(extra)
     lines = [f"# {res['table']}: {res['title']}", ""]
-    lines.append(f"Small scale, budget `{res['budget']}`, {res['seeds']} seed(s) per row, "
-                 f"{res['seconds'] / 60:.1f} min on {res['machine']['cores']} CPU thread(s) "
-                 f"({res['machine']['cpu']}, torch {res['machine']['torch']}), {res['date']}.")
+    secs = [run["train_seconds"] for row in res["rows"] for run in row["runs"] if run.get("train_seconds")]
+    trained = (f"its {len(secs)} runs trained for {sum(secs) / 3600:.2f} h in all (sum of their epoch times, "
+               f"{res.get('jobs', 1)} at a time)" if secs else "no run time recorded")
+    lines.append(f"Small scale, budget `{res['budget']}`, {res['seeds']} seed(s) per row; {trained}; this "
+                 f"invocation {res['seconds'] / 60:.1f} min ({res['machine']['cpu']}, "
+                 f"{res['machine'].get('cpu_count', '?')} cores, torch {res['machine']['torch']}), {res['date']}.")
     if res["recipe"].get("note"):
         lines += ["", f"**{res['recipe']['note']}**"]
     r = res["recipe"]
