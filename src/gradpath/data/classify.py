@@ -35,6 +35,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from gradpath.checks import read_yaml
+from gradpath.data.config import dataset_root
 from gradpath.data.images import IMAGE_SUFFIXES, read_image
 from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.errors import DataError, GradpathError, suggest
@@ -155,11 +156,7 @@ def _from_yaml(path: Path) -> ClassifyData:
     raw = read_yaml(path, where)
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a mapping with path, train, val and optional names")
-    root = path.parent.resolve()
-    if raw.get("path") is not None:
-        root = _resolve(root, raw["path"]).resolve()
-    if not root.is_dir():
-        raise DataError(f"{where}: 'path' folder {root} does not exist")
+    root = dataset_root(path, raw, where)
     splits = {}
     for s in SPLITS:
         if not isinstance(raw.get(s), (str, Path)):

@@ -57,6 +57,17 @@ def _resolve(root: Path, p: str | Path) -> Path:
     return p if p.is_absolute() else root / p
 
 
+def dataset_root(path: Path, raw: dict[str, Any], where: str) -> Path:
+    """The folder a dataset yaml's splits are relative to: its ``path`` key (relative to the yaml) or the yaml's
+    own folder. Shared by the detection and the classification dataset readers, so both resolve alike."""
+    root = path.parent.resolve()
+    if raw.get("path") is not None:
+        root = _resolve(root, raw["path"]).resolve()
+    if not root.is_dir():
+        raise DataError(f"{where}: 'path' folder {root} does not exist")
+    return root
+
+
 def _parse_names(raw: Any, where: str) -> list[str] | None:
     if raw is None:
         return None
@@ -118,11 +129,7 @@ def load_data_config(data: str | Path | DataConfig) -> DataConfig:
     raw = read_yaml(path, where)
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a mapping with path, train, val, names")
-    root = path.parent.resolve()
-    if raw.get("path") is not None:
-        root = _resolve(root, raw["path"]).resolve()
-    if not root.is_dir():
-        raise DataError(f"{where}: 'path' folder {root} does not exist")
+    root = dataset_root(path, raw, where)
     splits = {}
     for s in SPLITS:
         if raw.get(s) is None:
