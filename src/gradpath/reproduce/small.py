@@ -133,9 +133,10 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
                       log: Callable[[str], None]) -> None:
     """Train the table's (row, seed) runs ``jobs`` at a time, each in its own process with cores // jobs threads.
 
-    Why: on a CPU one small run does not use the cores well (its loader worker and its own ops leave them idle part
-    of the time); independent runs side by side finish a table sooner. Each run is the same as a sequential one
-    (its own seed, its own folder); the results are then gathered by the sequential path, which reuses them.
+    Why: a table is many independent runs, and a machine with many cores (or a GPU) can hold several at once. On
+    the 2-core CPU two side by side took 50-56 s per epoch each at the default budget; a single run alone was not
+    timed, so whether that is faster there is unmeasured. Each run is the same as a sequential one (its own seed,
+    its own folder); the results are then gathered by the sequential path, which reuses them.
     """
     _data(spec.task, small_recipe(spec.task, budget).data)     # generate the embedded set once, before the jobs
     pending, seen = [], set()
