@@ -20,7 +20,7 @@ from gradpath.tasks.registry import get_task
 __all__ = ["train", "resume", "RESUME_CHANGES"]
 
 #: What ``--resume`` may change: where and how the run executes, never what is trained.
-RESUME_CHANGES = ("device", "workers")
+RESUME_CHANGES = ("device", "workers", "dist_timeout_min")
 
 
 def train(task: str, model: str, *, task_options: Mapping[str, Any] | None = None,

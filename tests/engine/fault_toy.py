@@ -6,7 +6,8 @@ it; under ``torchrun`` each rank runs this file). Faults are injected through en
 resumed run (which rebuilds the task from the checkpoint's options) runs clean:
 
 - ``FAULT_PAUSE_AT=k`` and ``FAULT_DIR=d``: the k-th ``loss()`` call of the process writes ``d/ready`` and waits
-  (up to 60 s) for ``d/go``, so a test can deliver a signal at a known batch;
+  (up to 60 s) for ``d/go``, so a test can deliver a signal at a known batch; with ``FAULT_PAUSE_RANK=r`` only
+  rank r pauses (a hung rank, seen from the others);
 - ``FAULT_DELAY=s``: every ``loss()`` call sleeps ``s`` seconds (a run slow enough to be killed mid-way);
 - ``FAULT_RAISE_AT=k`` and ``FAULT_RAISE_RANK=r``: the k-th ``loss()`` call of rank r raises ``RuntimeError``
   (after writing ``FAULT_DIR/raised``, whose time stamp tells a test when the rank died).
@@ -99,7 +100,8 @@ def _inject_faults(call: int) -> None:
     env = os.environ
     if env.get("FAULT_DELAY"):
         time.sleep(float(env["FAULT_DELAY"]))
-    if env.get("FAULT_PAUSE_AT") and call == int(env["FAULT_PAUSE_AT"]):
+    if (env.get("FAULT_PAUSE_AT") and call == int(env["FAULT_PAUSE_AT"])
+            and env.get("RANK", "0") == env.get("FAULT_PAUSE_RANK", env.get("RANK", "0"))):
         d = Path(env["FAULT_DIR"])
         (d / "ready").touch()
         deadline = time.monotonic() + 60

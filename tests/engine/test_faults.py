@@ -290,6 +290,26 @@ def test_a_rank_dying_under_torchrun_ends_the_others_within_60_s(tmp_path, free_
     assert "rank      : 1 (local_rank: 1)" in root and "exitcode  : 1" in root
 
 
+def test_a_hung_rank_under_torchrun_fails_the_run_after_dist_timeout(tmp_path, free_port):
+    # Rank 1 stops inside its second batch (alive, so no closed connection tells rank 0); rank 0 waits in the
+    # gradient all-reduce. With --dist-timeout 0.1 (6 s) the wait ends in an error instead of the 60-min default.
+    proc = _start(["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+                   str(FAULT_TOY), *CLI_ARGS, "--project", str(tmp_path), "--name", "ddp", "--batch", "8",
+                   "--dist-timeout", "0.1"],
+                  tmp_path, FAULT_PAUSE_AT="2", FAULT_PAUSE_RANK="1", FAULT_DIR=str(tmp_path))
+    rc, out, err = _finish(proc)
+    ended = time.time()
+    hung = (tmp_path / "ready").stat().st_mtime
+    assert rc == 1, err[-3000:]
+    assert 6 <= ended - hung < 120, f"the run ended {ended - hung:.0f} s after rank 1 hung (not the 60-min default)"
+    assert "[rank0]:" in err and "imed out" in err, err[-3000:]  # gloo's "Timed out waiting ..." on rank 0
+
+
+def test_dist_timeout_must_be_positive(fault_task, capsys):
+    assert main([*CLI_ARGS, "--dist-timeout", "0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("--dist-timeout must be > 0 minutes (got 0.0)")
+
+
 # ---------------------------------------------------------------------------------------------- DDP, 2 ranks
 def _ddp_worker(rank: int, world: int, tmp: str) -> None:
     torch.set_num_threads(1)

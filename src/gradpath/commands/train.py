@@ -25,7 +25,8 @@ from gradpath.tasks.registry import get_task, list_tasks
 
 # TrainConfig fields set by plain options of the same name (``--warmup-epochs`` → warmup_epochs).
 TRAIN_OPTIONS = ("epochs", "batch", "optimizer", "lr0", "lrf", "schedule", "warmup_epochs", "momentum",
-                 "weight_decay", "nbs", "clip_grad", "workers", "device", "val_interval", "project", "name", "seed")
+                 "weight_decay", "nbs", "clip_grad", "workers", "device", "val_interval", "project", "name", "seed",
+                 "dist_timeout_min")
 
 
 def add_parser(sub) -> None:
@@ -83,6 +84,10 @@ def add_parser(sub) -> None:
                    "torchrun each process takes cuda:LOCAL_RANK)")
     g.add_argument("--val-interval", type=int, help="evaluate every N epochs, and always after the last (default 1)")
     g.add_argument("--no-plots", action="store_true", help="skip results.png and the task's figures")
+    g.add_argument("--dist-timeout", dest="dist_timeout_min", type=float, metavar="MIN",
+                   help="under torchrun: minutes a rank waits for a hung peer (a collective that never completes) "
+                   f"before the run fails, instead of hanging (default {d.dist_timeout_min:g}; allow for the "
+                   "validation that rank 0 runs while the others wait)")
     g.add_argument("--project", help=f"root folder of runs (default {d.project})")
     g.add_argument("--name", help=f"run folder name under <project>/<task>/ (default {d.name}; "
                    "a number is appended when it exists)")
@@ -155,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                                     args.name if args.name not in (None, "exp") else None)
         print(f"resuming {ck}")
         trainer = runner.resume(ck, expect_model=args.model, device=args.device, workers=args.workers,
-                                progress=not args.quiet)
+                                dist_timeout_min=args.dist_timeout_min, progress=not args.quiet)
     else:
         s = train_settings(args)
         trainer = runner.train(s["task"], s["model"], task_options=s["task_options"],

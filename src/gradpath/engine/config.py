@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     val_interval: int = 1           # evaluate every N epochs (and always after the last)
+    dist_timeout_min: float = 60.0  # DDP: how long a rank waits for a hung peer in a collective before failing
     plots: bool = True
     project: str = "runs"
     name: str = "exp"
@@ -60,6 +61,8 @@ class TrainConfig:
             raise GradpathError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})")
         if self.schedule not in SCHEDULES:
             raise GradpathError(f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
+        if not self.dist_timeout_min > 0:
+            raise GradpathError(f"--dist-timeout must be > 0 minutes (got {self.dist_timeout_min})")
         if self.warmup_epochs < 0:
             raise GradpathError(f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
 

@@ -53,12 +53,15 @@ def run_settings(*, threads: int | None, deterministic: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def process_group(device: torch.device, info: ddp.DistInfo, init_method: str | None) -> Iterator[bool]:
+def process_group(device: torch.device, info: ddp.DistInfo, init_method: str | None,
+                  timeout_min: float = 60.0) -> Iterator[bool]:
     """Join (or reuse) the process group for the block; yields whether this block created it.
+
+    ``timeout_min`` bounds how long a collective waits for a rank that hangs (a rank that dies is noticed at once).
 
     A group the caller created stays alive after the run, so a caller can run ``fit()`` twice or keep using it.
     """
-    created = ddp.init_distributed(device, info, init_method)
+    created = ddp.init_distributed(device, info, init_method, timeout_min)
     try:
         yield created
     finally:

@@ -290,8 +290,9 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train from ``start_epoch`` to ``cfg.epochs``; process-wide settings are restored when it returns."""
         threads = cpu_threads_for(self.cfg.workers, self.dist.world_size) if self.device.type == "cpu" else None
+        group = process_group(self.device, self.dist, self.init_method, self.cfg.dist_timeout_min)
         with run_settings(threads=threads, deterministic=self.cfg.deterministic and self.device.type == "cpu"), \
-                process_group(self.device, self.dist, self.init_method), stop_requests() as self.stops:
+                group, stop_requests() as self.stops:
             self._wrap_distributed()
             try:
                 return self._fit()
