@@ -135,3 +135,30 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     assert (wdir / "last.pt").read_bytes() == good  # the previous checkpoint survives, intact and loadable
     assert load_checkpoint(wdir / "last.pt")["epoch"] == 1
     assert sorted(p.name for p in wdir.iterdir()) == ["best.pt", "last.pt"]  # no temp file left behind
+
+
+def test_ema_recent_share_hand_values():
+    from gradpath.engine.ema import recent_share, suggested_decay
+    assert recent_share(0.5, 0.0, 4, 2) == pytest.approx(0.75)          # 1 - 0.5 * 0.5
+    tau = 1 / math.log(2)                                                # ramp 1 - 2^-n: 0.5, 0.75
+    assert recent_share(1.0, tau, 2, 2) == pytest.approx(1 - 0.5 * 0.75)
+    # The reproduce recipe's first 30-epoch runs (75 updates an epoch, YOLOv5's 0.9999, tau 100): their second
+    # half (updates 1126..2250) made up about 1 - 0.9999^1125 = 0.106 of the evaluated EMA (the ramp adds ~0.001).
+    keep = math.prod(0.9999 * (1 - math.exp(-n / 100)) for n in range(1126, 2251))
+    assert recent_share(0.9999, 100.0, 2250, 1125) == pytest.approx(1 - keep, abs=1e-12)
+    assert recent_share(0.9999, 100.0, 2250, 1125) == pytest.approx(1 - 0.9999 ** 1125, abs=2e-3)
+    assert 0.10 < recent_share(0.9999, 100.0, 2250, 1125) < 0.11
+    assert recent_share(0.997, 100.0, 2250, 1125) > 0.96
+    assert (suggested_decay(2250), suggested_decay(550_000), suggested_decay(10)) == (0.9964, 0.9999, 0.9)
+
+
+def test_trainer_warns_when_the_ema_would_be_made_of_early_weights(tmp_path):
+    from gradpath.errors import GradpathWarning
+    with pytest.warns(GradpathWarning, match=r"ema_decay 0.9999 averages over ~10000 updates but the run has "):
+        # 5 optimizer steps with the decay at full strength from the start (tau 1)
+        Trainer(toy_model(), ToyTask(), _cfg(tmp_path, "slow", ema_tau=1.0), tmp_path / "slow", log=lambda m: None)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GradpathWarning)
+        Trainer(toy_model(), ToyTask(), _cfg(tmp_path, "fit", ema_tau=1.0, ema_decay=0.5), tmp_path / "fit", log=lambda m: None)
+        Trainer(toy_model(), ToyTask(), _cfg(tmp_path, "none", ema_tau=1.0, ema=False), tmp_path / "none", log=lambda m: None)

@@ -26,7 +26,7 @@ from gradpath.tasks.registry import get_task, list_tasks
 # TrainConfig fields set by plain options of the same name (``--warmup-epochs`` → warmup_epochs).
 TRAIN_OPTIONS = ("epochs", "batch", "optimizer", "lr0", "lrf", "schedule", "warmup_epochs", "momentum",
                  "weight_decay", "nbs", "clip_grad", "workers", "device", "val_interval", "project", "name", "seed",
-                 "dist_timeout_min")
+                 "dist_timeout_min", "ema_decay")
 
 
 def add_parser(sub) -> None:
@@ -77,6 +77,10 @@ def add_parser(sub) -> None:
                    help=f"clip the gradient L2 norm to this value, 0 disables (default {d.clip_grad})")
     g.add_argument("--no-ema", action="store_true", help="do not keep an EMA of the weights (default: keep and "
                    "evaluate the EMA)")
+    g.add_argument("--ema-decay", type=float, metavar="D",
+                   help=f"EMA decay (default {d.ema_decay:g}, YOLOv5's, made for COCO's ~550k updates); it averages "
+                   "over ~1/(1-D) updates, so a short run needs a smaller one — the run warns when its EMA would be "
+                   "made mostly of its early epochs")
     g.add_argument("--no-amp", action="store_true", help="disable mixed precision (it is only ever used on CUDA)")
     g = p.add_argument_group("the run")
     g.add_argument("--workers", type=int, help=f"data-loading worker processes (default {d.workers})")

@@ -63,6 +63,8 @@ class TrainConfig:
             raise GradpathError(f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
         if not self.dist_timeout_min > 0:
             raise GradpathError(f"--dist-timeout must be > 0 minutes (got {self.dist_timeout_min})")
+        if not 0 <= self.ema_decay < 1:
+            raise GradpathError(f"--ema-decay must be in [0, 1) (got {self.ema_decay})")
         if self.warmup_epochs < 0:
             raise GradpathError(f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
 

@@ -2,6 +2,12 @@
 
 The decay ramps up as ``decay * (1 - exp(-updates / tau))`` so the first updates follow the live weights
 closely (the YOLOv5-r6.2 recipe the paper trains with, Sec. 5.1). Buffers (BN running stats) are averaged too.
+
+The EMA averages over about ``1 / (1 - decay)`` updates: 10,000 for YOLOv5's 0.9999, a few epochs of a COCO run
+(~550,000 updates in 300 epochs). A run of a few thousand updates with that decay evaluates weights made mostly
+of its early epochs: with ``tau`` 100 and 2,250 updates, three quarters of the final EMA are the weights of updates
+300-700. ``recent_share`` measures this, and the trainer warns when the second half of a run would make up less
+than half of its EMA.
 """
 from __future__ import annotations
 
@@ -12,6 +18,23 @@ import torch
 from torch import nn
 
 from gradpath.engine.utils import unwrap
+
+
+def recent_share(decay: float, tau: float, total: int, recent: int) -> float:
+    """The share of the EMA after ``total`` updates that comes from the last ``recent`` of them.
+
+    The weights before update ``total - recent`` keep the product of the decays of the updates since, so the
+    share is one minus that product.
+    """
+    keep = 1.0
+    for n in range(max(total - recent, 0) + 1, total + 1):
+        keep *= decay * (1 - math.exp(-n / tau)) if tau > 0 else decay
+    return 1.0 - keep
+
+
+def suggested_decay(total: int) -> float:
+    """A decay whose horizon is an eighth of a ``total``-update run (its second half then makes ~98% of the EMA)."""
+    return min(max(round(1 - 8 / max(total, 1), 4), 0.9), 0.9999)
 
 
 class ModelEMA:

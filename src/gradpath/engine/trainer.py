@@ -53,7 +53,7 @@ from gradpath.checks import check_device
 from gradpath.engine import ddp
 from gradpath.engine.checkpoint import build_checkpoint, plain, save_checkpoint
 from gradpath.engine.config import TrainConfig
-from gradpath.engine.ema import ModelEMA
+from gradpath.engine.ema import ModelEMA, recent_share, suggested_decay
 from gradpath.engine.environment import (RunInterrupted, RunTerminated, StopRequests, cpu_threads_for,
                                          process_group, run_settings, stop_requests)
 from gradpath.engine.optim import build_optimizer, build_scheduler, warmup_momentum
@@ -61,7 +61,7 @@ from gradpath.engine.plots import plot_results
 from gradpath.engine.results import ResultsCSV
 from gradpath.engine.task import Task, task_meta, task_options, task_plot, task_summary
 from gradpath.engine.utils import epoch_seed, rng_state, seed_everything, seed_worker, set_rng_state, unwrap
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, GradpathWarning
 from gradpath.nn import to_channels_last
 
 __all__ = ["Trainer", "TrainConfig", "RunInterrupted", "RunTerminated"]
@@ -170,6 +170,23 @@ class Trainer:
         self.use_amp = bool(cfg.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_tau) if cfg.ema else None
+        self._check_ema_horizon()
+
+    def _check_ema_horizon(self) -> None:
+        """Warn when the evaluated EMA would be made mostly of the run's early weights (decay too slow for the run).
+
+        Why: YOLOv5's 0.9999 suits COCO's ~550k updates; on a small set a run has a few thousand, and its EMA then
+        freezes near the weights of its first epochs — the final model silently misses most of the training.
+        """
+        total = math.ceil(self.total_iters / self.accumulate)
+        if self.ema is None or total < 2 or not self.is_main:
+            return
+        share = recent_share(self.cfg.ema_decay, self.cfg.ema_tau, total, total // 2)
+        if share < 0.5:
+            warnings.warn(GradpathWarning(
+                f"ema_decay {self.cfg.ema_decay:g} averages over ~{1 / (1 - self.cfg.ema_decay):.0f} updates but the "
+                f"run has {total}: its second half would make up only {share:.0%} of the evaluated EMA weights; use "
+                f"--ema-decay {suggested_decay(total):g} (or --no-ema)"), stacklevel=2)
 
     def _csv_columns(self) -> list[str]:
         return (["epoch"] + [f"train/{n}" for n in self.task.loss_names]
