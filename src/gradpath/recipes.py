@@ -38,7 +38,8 @@ RECIPES: dict[str, Recipe] = {
             "hyp": {"mosaic": 0.5, "scale": 0.3, "cls": 3.0},
         },
         train={"epochs": 12, "batch": 8, "nbs": 8, "optimizer": "adamw", "lr0": 0.005, "lrf": 0.05,
-               "schedule": "cosine", "warmup_epochs": 1.0, "ema_tau": 100.0, "workers": 1, "name": "demo"},
+               "schedule": "cosine", "warmup_epochs": 1.0, "ema_tau": 100.0, "ema_decay": 0.997, "workers": 1,
+               "name": "demo"},
         # COCO evaluation costs about an epoch's time on the CPU: score once, at the end.
         validate_last_only=True,
     ),

@@ -1,0 +1,148 @@
+"""Measure the seed-to-seed spread of a candidate small-scale recipe along training, before adopting it.
+
+Why: a reproduction verdict is only as good as the seed noise of its recipe. A recipe is worth adopting as the
+``default`` budget when its per-seed metric has stopped moving (a plateau) and the seeds agree within the
+effects the paper reports (~1-2 AP). This script trains one table row with several seeds under the ``default``
+segment recipe, changed only by the options given here, evaluates every ``--val-interval`` epochs, and writes
+``seed_noise.md`` / ``seed_noise.json``: for each evaluated epoch the mean ± std over seeds of box/mask mAP, and
+each seed's class loss (the term the seed spread followed on Table 5).
+
+    python scripts/seed_noise.py --model yolor-v3 --seeds 3 --jobs 3 --epochs 90 --imgsz 128 --val-interval 10
+
+Runs go to ``runs/seed_noise/<tag>/<model>-seed<k>``; finished runs are reused, interrupted ones resumed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gradpath import runner
+from gradpath.data.shapes import default_shapes_root
+from gradpath.engine.checkpoint import load_checkpoint
+from gradpath.reproduce.recipes import small_recipe
+
+METRICS = ("box_map", "box_map50", "mask_map")
+
+
+def _recipe(args: argparse.Namespace) -> dict[str, Any]:
+    base = small_recipe("segment", "default")
+    train = {**base.train, "val_interval": args.val_interval}
+    if args.epochs:
+        train["epochs"] = args.epochs
+    if args.ema_decay:
+        train["ema_decay"] = args.ema_decay
+    options = dict(base.task_options)
+    if args.imgsz:
+        options["imgsz"] = args.imgsz
+    data = {**base.data, **({"n_train": args.n_train} if args.n_train else {})}
+    return {"model_overrides": dict(base.model_overrides), "data": data, "task_options": options, "train": train}
+
+
+def _train_one(model: str, seed: int, recipe: dict[str, Any], folder: str, threads: int) -> str:
+    torch.set_num_threads(threads)  # a job process of its own: the caller's settings are untouched
+    path = Path(folder)
+    last = path / "weights" / "last.pt"
+    with open(path.parent / f"{path.name}.log", "a", encoding="utf-8") as f:
+        def log(msg: str) -> None:
+            f.write(msg + "\n")
+            f.flush()
+
+        if last.is_file():
+            ck = load_checkpoint(last)
+            if int(ck.get("epoch", -1)) + 1 >= int(recipe["train"]["epochs"]):
+                return f"{path.name}: finished earlier"
+            runner.resume(last, log=log, progress=False)
+        else:
+            data = str(default_shapes_root(**recipe["data"]) / "data.yaml")
+            train = {**recipe["train"], "seed": seed, "project": str(path.parent.parent), "name": path.name}
+            runner.train("segment", model, task_options={**recipe["task_options"], "data": data},
+                         model_overrides=recipe["model_overrides"], train_args=train, exist_ok=True, log=log,
+                         progress=False)
+    return f"{path.name}: trained"
+
+
+def _rows(results_csv: Path) -> list[dict[str, str]]:
+    with open(results_csv, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summarise(folders: list[Path]) -> dict[str, Any]:
+    per_seed = {p.name: _rows(p / "results.csv") for p in folders if (p / "results.csv").is_file()}
+    epochs = sorted({int(r["epoch"]) for rows in per_seed.values() for r in rows if r.get("metrics/box_map")})
+    table = []
+    for e in epochs:
+        entry: dict[str, Any] = {"epoch": e + 1}
+        for m in METRICS:
+            vals = [float(r[f"metrics/{m}"]) for rows in per_seed.values() for r in rows if int(r["epoch"]) == e and r.get(f"metrics/{m}")]
+            if len(vals) == len(per_seed):
+                entry[m] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                            "values": vals}
+        cls = [float(r["train/cls"]) for rows in per_seed.values() for r in rows
+               if int(r["epoch"]) == e and r.get("train/cls")]
+        entry["cls_loss"] = cls
+        table.append(entry)
+    seconds = {k: round(sum(float(r["time_s"]) for r in rows if r.get("time_s")), 1) for k, rows in per_seed.items()}
+    return {"runs": sorted(per_seed), "epochs": table, "train_seconds": seconds}
+
+
+def _markdown(summary: dict[str, Any], recipe: dict[str, Any], jobs: int) -> str:
+    lines = [f"# Seed noise: {', '.join(summary['runs'])}", "",
+             f"Recipe: {json.dumps(recipe)}", "",
+             f"Training time per run (sum of epoch times, {jobs} run(s) side by side): "
+             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in summary["train_seconds"].items()), "",
+             "| epoch | box AP (mean ± std, %) | box AP50 | mask AP | per-seed box AP | per-seed cls loss |",
+             "|---|---|---|---|---|---|"]
+    for e in summary["epochs"]:
+        def ms(m: str) -> str:
+            return f"{100 * e[m]['mean']:.1f} ± {100 * e[m]['std']:.1f}" if m in e else "-"
+        seeds = " / ".join(f"{100 * v:.1f}" for v in e.get("box_map", {}).get("values", []))
+        cls = " / ".join(f"{v:.3f}" for v in e["cls_loss"])
+        lines.append(f"| {e['epoch']} | {ms('box_map')} | {ms('box_map50')} | {ms('mask_map')} | {seeds} | {cls} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="yolor-v3")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=1, help="runs side by side, each in its own process")
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads per run (default: cores // jobs)")
+    ap.add_argument("--epochs", type=int, default=0, help="default: the default recipe's")
+    ap.add_argument("--imgsz", type=int, default=0, help="default: the default recipe's")
+    ap.add_argument("--n-train", type=int, default=0, help="default: the default recipe's")
+    ap.add_argument("--ema-decay", type=float, default=0.0, help="default: the default recipe's")
+    ap.add_argument("--val-interval", type=int, default=5)
+    ap.add_argument("--tag", default="", help="folder under runs/seed_noise (default: from the options)")
+    args = ap.parse_args(argv)
+    recipe = _recipe(args)
+    tag = args.tag or (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
+                       f"-n{recipe['data']['n_train']}-ema{recipe['train'].get('ema_decay', 'default')}")
+    root = Path("runs/seed_noise") / tag
+    folders = [root / "segment" / f"{args.model}-seed{s}" for s in range(args.seeds)]
+    for f in folders:
+        f.mkdir(parents=True, exist_ok=True)
+    default_shapes_root(**recipe["data"])  # generate the data once, before the jobs
+    threads = args.threads or max(1, (multiprocessing.cpu_count() // max(1, args.jobs)))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=ctx) as pool:
+        futs = [pool.submit(_train_one, args.model, s, recipe, str(f), threads) for s, f in enumerate(folders)]
+        for fut in futs:
+            print(fut.result(), flush=True)
+    summary = summarise(folders)
+    (root / "seed_noise.json").write_text(json.dumps({"recipe": recipe, **summary}, indent=1) + "\n")
+    (root / "seed_noise.md").write_text(_markdown(summary, recipe, args.jobs))
+    print((root / "seed_noise.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
