@@ -143,6 +143,7 @@ def main() -> int:
                    help="also give the peer channels-last weights (not what ultralytics does by itself)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print torch.profiler's top-N ops (self CPU) of one train step and one eval forward")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON (benchmarks/run_all.py reads it)")
     args = p.parse_args()
 
     import torch
@@ -183,6 +184,22 @@ def main() -> int:
         g, u = rows.values()
         print(f"ratio gradpath/peer: training throughput {u['train_step_s'] / g['train_step_s']:.2f}x, "
               f"inference speed {u['latency_ms'] / g['latency_ms']:.2f}x (>1 = gradpath faster)")
+    if args.json:
+        g = rows["gradpath yolor-elan"]
+        u = rows.get(f"ultralytics {args.peer_model}")
+        model = args.peer_model.removesuffix(".yaml")
+        out = [{"key": "seg_train", "work": f"seg train step b{args.batch}@{args.imgsz}, yolor-elan (w {args.width}) "
+                f"vs {model} at equal FLOPs", "gradpath": args.batch / g["train_step_s"],
+                "peer": args.batch / u["train_step_s"] if u else None, "unit": "img/s", "higher_is_better": True},
+               {"key": "seg_latency", "work": f"seg inference b1@{args.imgsz} (fused), yolor-elan vs {model}",
+                "gradpath": g["latency_ms"], "peer": u["latency_ms"] if u else None, "unit": "ms",
+                "higher_is_better": False}]
+        Path(args.json).write_text(json.dumps(
+            {"bench": "train", "threads": args.threads, "peer_lib": f"ultralytics {model}" if u else None,
+             "torch": {"gradpath": g["torch"], "peer": u["torch"] if u else None},
+             "config": {k: v for k, v in vars(args).items() if k not in ("json", "nc")}, "sides": rows, "rows": out},
+            indent=2) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 
