@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="CPU threads on each side (default: torch's default)")
     p.add_argument("--only", default=",".join(BENCHES), help=f"comma list of {', '.join(BENCHES)} (default: all)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 iteration, tiny sizes; NOT meaningful")
-    p.add_argument("--out", metavar="FILE.md", help="also save the table (markdown) here")
+    p.add_argument("--out", metavar="PATH", help="also save the table (markdown) to this file")
     p.add_argument("--json-dir", help="keep each benchmark's JSON here (default: a temporary folder)")
     p.add_argument("--timeout-min", type=float, default=120, help="give up on one benchmark after this long")
     args = p.parse_args(argv)
