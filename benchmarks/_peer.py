@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 # Prepended to every peer code string (which may then use ``sys``): the same timing loop as ``times`` below,
 # and the request loop.
 PROTOCOL = r'''
@@ -133,6 +135,13 @@ def row(key: str, work: str, gradpath: float | None, peer: float | None, unit: s
     """One measured line of a benchmark's JSON ``rows`` (what run_all.py renders)."""
     return {"key": key, "work": work, "gradpath": gradpath, "peer": peer, "unit": unit,
             "higher_is_better": higher_is_better, **extra}
+
+
+def write_result(args: Any, bench: str, info: dict, rows: list, **extra: Any) -> None:
+    """A peer benchmark's ``--json`` file: its rows, both sides' torch, the options it ran with, and ``extra``."""
+    write_json(args.json, {"bench": bench, "threads": args.threads, "peer_lib": info.get("lib"),
+                           "torch": {"gradpath": torch.__version__, "peer": info.get("torch")},
+                           "config": {k: v for k, v in vars(args).items() if k != "json"}, **extra, "rows": rows})
 
 
 def write_json(path: str | None, obj: dict) -> None:

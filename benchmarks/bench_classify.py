@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _peer import Peer, check_torch, interleave, median, row, times, write_json
+from _peer import Peer, check_torch, interleave, median, row, times, write_result
 
 PAIRS = {"csp-darknet53": "cspdarknet53", "csp-resnet50": "cspresnet50", "resnet50": "resnet50",
          "darknet53": "darknet53", "csp-resnext50": "cspresnext50"}
@@ -199,10 +199,7 @@ def main() -> int:
         if peer:
             peer.close()
         tmp.cleanup()
-    write_json(args.json, {"bench": "classify", "threads": args.threads, "peer_lib": info.get("lib"),
-                           "torch": {"gradpath": torch.__version__, "peer": info.get("torch")},
-                           "config": {k: v for k, v in vars(args).items() if k != "json"}, "params": detail,
-                           "rows": rows})
+    write_result(args, "classify", info, rows, params=detail)
     return 0
 
 

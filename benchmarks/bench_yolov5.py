@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _peer import Peer, check_torch, interleave, median, row, times, write_json
+from _peer import Peer, check_torch, interleave, median, row, times, write_result
 
 S_SCALE = {"width": 0.5, "depth": 0.33}  # yolov5s-seg = gradpath yolov5l-seg at these multiples
 
@@ -258,9 +258,7 @@ def main() -> int:
         if peer:
             peer.close()
         tmp.cleanup()
-    write_json(args.json, {"bench": "yolov5", "threads": args.threads, "peer_lib": info.get("lib"),
-                           "torch": {"gradpath": torch.__version__, "peer": info.get("torch")},
-                           "config": {k: v for k, v in vars(args).items() if k != "json"}, "rows": rows})
+    write_result(args, "yolov5", info, rows)
     return 0
 
 
