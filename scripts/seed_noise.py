@@ -19,15 +19,13 @@ import json
 import multiprocessing
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from gradpath import runner
 from gradpath.data.shapes import default_shapes_root
 from gradpath.engine.checkpoint import load_checkpoint
+from gradpath.job_pool import job_pool
 from gradpath.reproduce.recipes import small_recipe
 
 METRICS = ("box_map", "box_map50", "mask_map")
@@ -47,8 +45,7 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     return {"model_overrides": dict(base.model_overrides), "data": data, "task_options": options, "train": train}
 
 
-def _train_one(model: str, seed: int, recipe: dict[str, Any], folder: str, threads: int) -> str:
-    torch.set_num_threads(threads)  # a job process of its own: the caller's settings are untouched
+def _train_one(model: str, seed: int, recipe: dict[str, Any], folder: str) -> str:
     path = Path(folder)
     last = path / "weights" / "last.pt"
     with open(path.parent / f"{path.name}.log", "a", encoding="utf-8") as f:
@@ -132,9 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         f.mkdir(parents=True, exist_ok=True)
     default_shapes_root(**recipe["data"])  # generate the data once, before the jobs
     threads = args.threads or max(1, (multiprocessing.cpu_count() // max(1, args.jobs)))
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=ctx) as pool:
-        futs = [pool.submit(_train_one, args.model, s, recipe, str(f), threads) for s, f in enumerate(folders)]
+    with job_pool(args.jobs, threads) as pool:  # its jobs stop (checkpointed) if this script is killed
+        futs = [pool.submit(_train_one, args.model, s, recipe, str(f)) for s, f in enumerate(folders)]
         for fut in futs:
             print(fut.result(), flush=True)
     summary = summarise(folders)

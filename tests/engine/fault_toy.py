@@ -11,6 +11,9 @@ resumed run (which rebuilds the task from the checkpoint's options) runs clean:
 - ``FAULT_DELAY=s``: every ``loss()`` call sleeps ``s`` seconds (a run slow enough to be killed mid-way);
 - ``FAULT_RAISE_AT=k`` and ``FAULT_RAISE_RANK=r``: the k-th ``loss()`` call of rank r raises ``RuntimeError``
   (after writing ``FAULT_DIR/raised``, whose time stamp tells a test when the rank died).
+
+``python fault_toy.py pool train ...`` runs the same CLI inside a ``gradpath.job_pool`` job process instead (as
+``gradpath reproduce --jobs`` does); the job writes its pid to ``FAULT_DIR/job.pid``.
 """
 from __future__ import annotations
 
@@ -114,6 +117,20 @@ def _inject_faults(call: int) -> None:
         raise RuntimeError(f"injected failure on rank {env.get('RANK', '0')} at loss call {call}")
 
 
+def run_cli_in_job(argv: list[str]) -> int:
+    """A job process's work: register the task (a fresh process) and run the CLI."""
+    if os.environ.get("FAULT_DIR"):
+        (Path(os.environ["FAULT_DIR"]) / "job.pid").write_text(str(os.getpid()))
+    register_task(FaultToyTask)
+    return main(argv)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["pool"]:
+        import fault_toy  # the job function by its module name, which the spawned job process imports
+
+        from gradpath.job_pool import job_pool
+        with job_pool(1, 1, poll_s=0.2) as pool:
+            sys.exit(pool.submit(fault_toy.run_cli_in_job, sys.argv[2:]).result())
     register_task(FaultToyTask)
     sys.exit(main())

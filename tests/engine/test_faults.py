@@ -273,6 +273,40 @@ def test_cli_killed_with_sigkill_resumes_from_the_last_epoch_checkpoint(tmp_path
     _assert_same_final_state(cli_reference, load_checkpoint(last))
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its new parent to reap it counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc (Linux)")
+def test_a_job_process_whose_parent_is_killed_checkpoints_and_stops(tmp_path, fault_task, cli_reference):
+    # `reproduce --jobs` trains in job processes; a kill -9 of the parent alone (not its process group) used to
+    # leave them training for hours. The job now notices, stops at its next safe point with an interrupt
+    # checkpoint, and a resume finishes the run exactly.
+    proc = _start([str(FAULT_TOY), "pool", *CLI_ARGS, "--project", str(tmp_path), "--name", "orphan"], tmp_path,
+                  FAULT_DELAY="0.2", FAULT_DIR=str(tmp_path))
+    last = tmp_path / "faulttoy" / "orphan" / "weights" / "last.pt"
+    _wait_for(last, proc, "epoch 1's checkpoint")
+    job = int((tmp_path / "job.pid").read_text())
+    proc.send_signal(signal.SIGKILL)  # the parent only: its job process is not signalled
+    _finish(proc)
+    deadline = time.monotonic() + 60
+    while _running(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(job):
+        os.kill(job, signal.SIGKILL)
+        raise AssertionError("the job process outlived its parent by 60 s")
+    ck = load_checkpoint(last)
+    assert ck["epoch"] + 1 < ck["epochs"], "the job finished its run instead of stopping"
+    with _one_thread():
+        assert main(["train", "--resume", str(last), "--quiet"]) == 0
+    _assert_same_final_state(cli_reference, load_checkpoint(last))
+
+
 def test_a_rank_dying_under_torchrun_ends_the_others_within_60_s(tmp_path, free_port):
     # Rank 1's second batch raises; rank 0 is then in (or about to enter) the gradient all-reduce with it. gloo
     # reports the closed connection at once and torchrun stops the remaining rank and names the root cause.

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
-
-import torch
 
 from gradpath import runner
 from gradpath.data.shapes import default_shapes_root
 from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
 from gradpath.errors import GradpathError
+from gradpath.job_pool import job_pool
 from gradpath.experiments.tables import TABLES, TableSpec
 from gradpath.reproduce.figures import row_figures
 from gradpath.reproduce.recipes import small_recipe
@@ -108,11 +105,6 @@ def _epoch_seconds(results_csv: Path) -> float | None:
     return round(sum(times), 1) if times else None
 
 
-def _job_threads(threads: int) -> None:
-    """Pool initializer: a job process's intra-op threads (its own process, so nothing of the caller changes)."""
-    torch.set_num_threads(threads)
-
-
 def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, device: str | None) -> str:
     """One run in a job process; its epoch lines go to ``train.log`` in its folder (a bar per job would interleave)."""
     spec = TABLES[table]
@@ -148,9 +140,7 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
     threads = max(1, (os.cpu_count() or 1) // jobs)
     log(f"training {len(pending)} run(s), {jobs} at a time with {threads} thread(s) each; each run's epochs are "
         f"logged to train.log in its folder under {runs}")
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_job_threads,
-                             initargs=(threads,)) as pool:
+    with job_pool(jobs, threads) as pool:  # its jobs stop (checkpointed) if this process is killed
         futures = [pool.submit(_train_job, *job) for job in pending]
         for done, fut in enumerate(futures, 1):
             log(f"[{done}/{len(futures)}] {fut.result()}")
