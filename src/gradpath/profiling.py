@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from gradpath.errors import GradpathError
 from gradpath.nn.conv import ConvBNAct, fuse_model
@@ -165,6 +164,10 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 def count_flops(model: nn.Module, imgsz: int, batch: int = 1) -> int:
     """FLOPs (2 × MACs of conv/linear/matmul) of one eval-mode forward, counted on a meta copy."""
+    # Imported here, not at the top: torch's flop counter imports triton where it is installed (about 0.3 s), and
+    # ``import gradpath`` should not pay that for commands that count nothing.
+    from torch.utils.flop_counter import FlopCounterMode
+
     meta = _meta_copy(model)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:

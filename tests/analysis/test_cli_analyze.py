@@ -1,8 +1,11 @@
 """``gradpath analyze`` end to end: table, JSON, plot, compare, scaling, user model file, errors, and every
 option with a value that would differ if the option were ignored."""
 import json
+import subprocess
+import sys
 
 from PIL import Image
+import torch
 from torch import nn
 
 from gradpath.analysis import analyze
@@ -153,3 +156,38 @@ def test_registered_models_built_without_init_give_the_same_report(capsys):
         assert cli == cpu
     # parameters are counted as usual: the stem ConvBNAct(3, 8, 3) has 3*8*9 + 2*8 = 232
     assert cli["units"][0]["params"] == 232 and cli["network"]["params"] == 64610
+
+
+def test_cli_build_keeps_shared_parameters_and_buffer_kinds():
+    # _empty_on_cpu replaces to_empty: shapes, dtypes, requires_grad, sharing and buffer persistence are kept
+    from gradpath.commands.analyze import build_registered
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+            self.b = nn.Linear(4, 4)
+            self.b.weight = self.a.weight
+            self.a.bias.requires_grad_(False)
+            self.register_buffer("scratch", torch.zeros(3, dtype=torch.int64), persistent=False)
+            self.bn = nn.BatchNorm2d(2)
+
+    m = build_registered(Tied)
+    assert all(t.device.type == "cpu" for t in [*m.parameters(), *m.buffers()])
+    assert m.a.weight is m.b.weight and isinstance(m.a.weight, nn.Parameter)
+    assert not m.a.bias.requires_grad and m.b.bias.requires_grad
+    assert m.scratch.dtype == torch.int64 and "scratch" not in m.state_dict()
+    assert set(m.bn.state_dict()) == {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
+
+
+def test_cli_analyze_of_a_yolor_model_does_not_import_the_compiler_stack():
+    # Start-up cost, not timed: building on the meta device must not touch torch's Python reference kernels
+    # (ImplicitA's normal_ and to_empty's empty_like did: +2-3 s per `gradpath analyze`), and `import gradpath`
+    # must not import the flop counter (triton). Checked in a fresh interpreter.
+    code = ("import sys\nfrom gradpath.cli import main\n"
+            "assert main(['analyze', 'yolor-v3', '--imgsz', '64', '--json']) == 0\n"
+            "mods = ('torch._dynamo', 'torch.fx.experimental.symbolic_shapes', 'torch.utils.flop_counter')\n"
+            "print('LOADED', [m for m in mods if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LOADED []" in out.stdout

@@ -129,11 +129,32 @@ def build_registered(build, *a, **kw) -> nn.Module:
     """``build(*a, **kw)`` on the meta device, then given uninitialised CPU storage (``to_empty``): no weight
     initialisation, and the report is the same as for an initialised model (``tests/analysis/
     test_cli_analyze.py`` checks it). yolov5x-seg: 0.5 s instead of 1.2 s. Staying on the meta device would
-    cost more: its first elementwise op imports torch's compiler stack. Only registered models: a user's file
+    cost more: its first elementwise op imports torch's compiler stack (so does ``to_empty``, hence
+    ``_empty_on_cpu``). Only registered models: a user's file
     may compute with real values while it builds its model."""
     with torch.device("meta"):
         model = build(*a, **kw)
-    return model.to_empty(device="cpu")
+    return _empty_on_cpu(model)
+
+
+def _empty_on_cpu(model: nn.Module) -> nn.Module:
+    """``model.to_empty(device="cpu")`` without its cost: ``to_empty`` calls ``empty_like`` on meta tensors, which
+    runs torch's Python reference kernel and imports its symbolic-shape machinery (about a second of start-up).
+    Plain ``torch.empty`` of each shape gives the same storage; a parameter shared by two modules stays shared."""
+    new: dict[int, torch.Tensor] = {}
+
+    def fresh(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in new:
+            e = torch.empty(t.shape, dtype=t.dtype)
+            new[id(t)] = nn.Parameter(e, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else e
+        return new[id(t)]
+
+    for module in model.modules():
+        for name, p in list(module.named_parameters(recurse=False)):
+            setattr(module, name, fresh(p))
+        for name, b in list(module.named_buffers(recurse=False)):
+            setattr(module, name, fresh(b))  # an existing buffer's name: it stays a (non-)persistent buffer
+    return model
 
 
 def _imgsz(args, model: nn.Module) -> int | None:

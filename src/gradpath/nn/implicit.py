@@ -5,6 +5,10 @@
 
 Neither is counted in FLOPs (YOLOv5's counting rule, docs/counting.md); both are counted as parameters.
 Shapes: (N, C, H, W) → (N, C, H, W) (any trailing dims broadcast against (1, C, 1, 1)).
+
+On the ``meta`` device (``gradpath analyze`` builds registered models there) the draw is skipped: a meta tensor has
+no values, and ``normal_`` on one runs torch's Python reference kernels, whose first use imports the compiler stack
+(seconds of start-up for nothing).
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ class ImplicitA(nn.Module):
         super().__init__()
         self.channels = channels
         self.implicit = nn.Parameter(torch.zeros(1, channels, 1, 1))
-        nn.init.normal_(self.implicit, mean=0.0, std=std)
+        if not self.implicit.is_meta:
+            nn.init.normal_(self.implicit, mean=0.0, std=std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.implicit
@@ -28,7 +33,8 @@ class ImplicitM(nn.Module):
         super().__init__()
         self.channels = channels
         self.implicit = nn.Parameter(torch.ones(1, channels, 1, 1))
-        nn.init.normal_(self.implicit, mean=1.0, std=std)
+        if not self.implicit.is_meta:
+            nn.init.normal_(self.implicit, mean=1.0, std=std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.implicit
