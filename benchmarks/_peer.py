@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 # Prepended to every peer code string (which may then use ``sys``): the same timing loop as ``times`` below,
 # and the request loop.
 PROTOCOL = r'''
@@ -139,6 +137,8 @@ def row(key: str, work: str, gradpath: float | None, peer: float | None, unit: s
 
 def write_result(args: Any, bench: str, info: dict, rows: list, **extra: Any) -> None:
     """A peer benchmark's ``--json`` file: its rows, both sides' torch, the options it ran with, and ``extra``."""
+    import torch  # here, not at the top: a script's --help should not wait for torch to import
+
     write_json(args.json, {"bench": bench, "threads": args.threads, "peer_lib": info.get("lib"),
                            "torch": {"gradpath": torch.__version__, "peer": info.get("torch")},
                            "config": {k: v for k, v in vars(args).items() if k != "json"}, **extra, "rows": rows})

@@ -60,7 +60,7 @@ BENCHES = {
 }
 
 QUICK_ARGS = {
-    "train": ["--imgsz", "64", "--batch", "2", "--iters", "1", "--warmup", "0"],
+    "train": ["--imgsz", "64", "--batch", "2", "--iters", "1", "--rounds", "1", "--warmup", "0"],
     "yolov5": ["--imgsz", "64", "--batch", "2", "--infer-imgsz", "64", "--iters", "1", "--rounds", "1",
                "--warmup", "0"],
     "classify": ["--imgsz", "64", "--batch", "2", "--iters", "1", "--rounds", "1", "--warmup", "0",
