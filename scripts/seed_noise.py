@@ -3,11 +3,13 @@
 Why: a reproduction verdict is only as good as the seed noise of its recipe. A recipe is worth adopting as the
 ``default`` budget when its per-seed metric has stopped moving (a plateau) and the seeds agree within the
 effects the paper reports (~1-2 AP). This script trains one table row with several seeds under the ``default``
-segment recipe, changed only by the options given here, evaluates every ``--val-interval`` epochs, and writes
-``seed_noise.md`` / ``seed_noise.json``: for each evaluated epoch the mean ± std over seeds of box/mask mAP, and
-each seed's class loss (the term the seed spread followed on Table 5).
+recipe of its task (``--task segment``: Tables 3-8 on ``shapes``; ``--task classify``: Table 2 on ``shapes-cls``),
+changed only by the options given here, evaluates every ``--val-interval`` epochs, and writes ``seed_noise.md`` /
+``seed_noise.json``: for each evaluated epoch the mean ± std over seeds of the task's metrics (box/mask mAP, or
+top-1/top-5), and each seed's class loss (the term the seed spread followed on Table 5).
 
     python scripts/seed_noise.py --model yolor-v3 --seeds 3 --jobs 3 --epochs 90 --imgsz 128 --val-interval 10
+    python scripts/seed_noise.py --task classify --model csp-darknet53 --seeds 3 --jobs 3 --val-interval 5
 
 Runs go to ``runs/seed_noise/<tag>/<model>-seed<k>``; finished runs are reused, interrupted ones resumed.
 """
@@ -24,15 +26,19 @@ from typing import Any
 
 from gradpath import runner
 from gradpath.data.shapes import default_shapes_root
+from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
 from gradpath.job_pool import job_pool
 from gradpath.reproduce.recipes import small_recipe
 
-METRICS = ("box_map", "box_map50", "mask_map")
+#: per task: the metrics summarised (the first is the tables' metric) and the training loss shown per seed
+METRICS = {"segment": ("box_map", "box_map50", "mask_map"), "classify": ("top1", "top5")}
+CLASS_LOSS = {"segment": "cls", "classify": "ce"}
+LABELS = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask AP", "top1": "top-1", "top5": "top-5"}
 
 
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
-    base = small_recipe("segment", "default")
+    base = small_recipe(args.task, "default")
     train = {**base.train, "val_interval": args.val_interval}
     if args.epochs:
         train["epochs"] = args.epochs
@@ -45,7 +51,13 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     return {"model_overrides": dict(base.model_overrides), "data": data, "task_options": options, "train": train}
 
 
-def _train_one(model: str, seed: int, recipe: dict[str, Any], folder: str) -> str:
+def _data(task: str, settings: dict[str, Any]) -> str:
+    if task == "segment":
+        return str(default_shapes_root(**settings) / "data.yaml")
+    return str(default_shapes_cls_root(**settings))
+
+
+def _train_one(task: str, model: str, seed: int, recipe: dict[str, Any], folder: str) -> str:
     path = Path(folder)
     last = path / "weights" / "last.pt"
     with open(path.parent / f"{path.name}.log", "a", encoding="utf-8") as f:
@@ -59,9 +71,9 @@ def _train_one(model: str, seed: int, recipe: dict[str, Any], folder: str) -> st
                 return f"{path.name}: finished earlier"
             runner.resume(last, log=log, progress=False)
         else:
-            data = str(default_shapes_root(**recipe["data"]) / "data.yaml")
+            data = _data(task, recipe["data"])
             train = {**recipe["train"], "seed": seed, "project": str(path.parent.parent), "name": path.name}
-            runner.train("segment", model, task_options={**recipe["task_options"], "data": data},
+            runner.train(task, model, task_options={**recipe["task_options"], "data": data},
                          model_overrides=recipe["model_overrides"], train_args=train, exist_ok=True, log=log,
                          progress=False)
     return f"{path.name}: trained"
@@ -72,43 +84,49 @@ def _rows(results_csv: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def summarise(folders: list[Path]) -> dict[str, Any]:
+def summarise(folders: list[Path], task: str = "segment") -> dict[str, Any]:
     per_seed = {p.name: _rows(p / "results.csv") for p in folders if (p / "results.csv").is_file()}
-    epochs = sorted({int(r["epoch"]) for rows in per_seed.values() for r in rows if r.get("metrics/box_map")})
+    first = METRICS[task][0]
+    epochs = sorted({int(r["epoch"]) for rows in per_seed.values() for r in rows if r.get(f"metrics/{first}")})
     table = []
     for e in epochs:
         entry: dict[str, Any] = {"epoch": e + 1}
-        for m in METRICS:
+        for m in METRICS[task]:
             vals = [float(r[f"metrics/{m}"]) for rows in per_seed.values() for r in rows if int(r["epoch"]) == e and r.get(f"metrics/{m}")]
             if len(vals) == len(per_seed):
                 entry[m] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                             "values": vals}
-        cls = [float(r["train/cls"]) for rows in per_seed.values() for r in rows
-               if int(r["epoch"]) == e and r.get("train/cls")]
+        loss = f"train/{CLASS_LOSS[task]}"
+        cls = [float(r[loss]) for rows in per_seed.values() for r in rows if int(r["epoch"]) == e and r.get(loss)]
         entry["cls_loss"] = cls
         table.append(entry)
     seconds = {k: round(sum(float(r["time_s"]) for r in rows if r.get("time_s")), 1) for k, rows in per_seed.items()}
-    return {"runs": sorted(per_seed), "epochs": table, "train_seconds": seconds}
+    return {"task": task, "runs": sorted(per_seed), "epochs": table, "train_seconds": seconds}
 
 
 def _markdown(summary: dict[str, Any], recipe: dict[str, Any], jobs: int) -> str:
+    task = summary.get("task", "segment")
+    metrics = METRICS[task]
     lines = [f"# Seed noise: {', '.join(summary['runs'])}", "",
              f"Recipe: {json.dumps(recipe)}", "",
              f"Training time per run (sum of epoch times, {jobs} run(s) side by side): "
              + ", ".join(f"{k} {v / 60:.1f} min" for k, v in summary["train_seconds"].items()), "",
-             "| epoch | box AP (mean ± std, %) | box AP50 | mask AP | per-seed box AP | per-seed cls loss |",
-             "|---|---|---|---|---|---|"]
+             "| epoch | " + " | ".join(f"{LABELS[m]} (mean ± std, %)" for m in metrics)
+             + f" | per-seed {LABELS[metrics[0]]} | per-seed {CLASS_LOSS[task]} loss |",
+             "|---|" + "---|" * (len(metrics) + 2)]
     for e in summary["epochs"]:
         def ms(m: str) -> str:
             return f"{100 * e[m]['mean']:.1f} ± {100 * e[m]['std']:.1f}" if m in e else "-"
-        seeds = " / ".join(f"{100 * v:.1f}" for v in e.get("box_map", {}).get("values", []))
+        seeds = " / ".join(f"{100 * v:.1f}" for v in e.get(metrics[0], {}).get("values", []))
         cls = " / ".join(f"{v:.3f}" for v in e["cls_loss"])
-        lines.append(f"| {e['epoch']} | {ms('box_map')} | {ms('box_map50')} | {ms('mask_map')} | {seeds} | {cls} |")
+        lines.append(f"| {e['epoch']} | " + " | ".join(ms(m) for m in metrics) + f" | {seeds} | {cls} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", choices=sorted(METRICS), default="segment",
+                    help="segment: Tables 3-8's recipe on shapes; classify: Table 2's on shapes-cls")
     ap.add_argument("--model", default="yolor-v3")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=1, help="runs side by side, each in its own process")
@@ -122,18 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     recipe = _recipe(args)
     tag = args.tag or (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
-                       f"-n{recipe['data']['n_train']}-ema{recipe['train'].get('ema_decay', 'default')}")
+                       f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}")
     root = Path("runs/seed_noise") / tag
-    folders = [root / "segment" / f"{args.model}-seed{s}" for s in range(args.seeds)]
+    folders = [root / args.task / f"{args.model}-seed{s}" for s in range(args.seeds)]
     for f in folders:
         f.mkdir(parents=True, exist_ok=True)
-    default_shapes_root(**recipe["data"])  # generate the data once, before the jobs
+    _data(args.task, recipe["data"])  # generate the data once, before the jobs
     threads = args.threads or max(1, (multiprocessing.cpu_count() // max(1, args.jobs)))
     with job_pool(args.jobs, threads) as pool:  # its jobs stop (checkpointed) if this script is killed
-        futs = [pool.submit(_train_one, args.model, s, recipe, str(f)) for s, f in enumerate(folders)]
+        futs = [pool.submit(_train_one, args.task, args.model, s, recipe, str(f)) for s, f in enumerate(folders)]
         for fut in futs:
             print(fut.result(), flush=True)
-    summary = summarise(folders)
+    summary = summarise(folders, args.task)
     (root / "seed_noise.json").write_text(json.dumps({"recipe": recipe, **summary}, indent=1) + "\n")
     (root / "seed_noise.md").write_text(_markdown(summary, recipe, args.jobs))
     print((root / "seed_noise.md").read_text())

@@ -1,0 +1,47 @@
+"""scripts/seed_noise.py's summary from made-up results.csv files: per evaluated epoch, mean ± std over the seeds
+of each metric of the task, and each seed's class loss; epochs without validation are skipped."""
+from __future__ import annotations
+
+import importlib.util
+import statistics
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "seed_noise.py"
+spec = importlib.util.spec_from_file_location("seed_noise", SCRIPT)
+seed_noise = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(seed_noise)
+
+
+def _write(folder: Path, header: list[str], rows: list[list[str]]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    return folder
+
+
+def test_segment_summary(tmp_path):
+    header = ["epoch", "train/cls", "metrics/box_map", "metrics/box_map50", "metrics/mask_map", "time_s"]
+    runs = [_write(tmp_path / f"m-seed{s}", header, [["0", f"0.{s + 2}", "", "", "", "10"],
+                                                     ["1", f"0.{s + 1}", f"0.{s + 4}", "0.8", "0.3", "12"]])
+            for s in range(3)]
+    out = seed_noise.summarise(runs, "segment")
+    assert [e["epoch"] for e in out["epochs"]] == [2]          # only the validated epoch, 1-based
+    box = out["epochs"][0]["box_map"]
+    assert box["values"] == [0.4, 0.5, 0.6]
+    assert box["mean"] == pytest.approx(0.5) and box["std"] == pytest.approx(statistics.stdev([0.4, 0.5, 0.6]))
+    assert out["epochs"][0]["cls_loss"] == [0.1, 0.2, 0.3]
+    assert out["train_seconds"] == {"m-seed0": 22.0, "m-seed1": 22.0, "m-seed2": 22.0}
+    md = seed_noise._markdown(out, {"train": {}}, jobs=3)
+    assert "| 2 | 50.0 ± 10.0 | 80.0 ± 0.0 | 30.0 ± 0.0 | 40.0 / 50.0 / 60.0 | 0.100 / 0.200 / 0.300 |" in md
+
+
+def test_classify_summary_uses_top1_and_the_ce_loss(tmp_path):
+    header = ["epoch", "train/ce", "metrics/top1", "metrics/top5", "time_s"]
+    runs = [_write(tmp_path / f"c-seed{s}", header, [["0", "1.5", f"0.{s + 5}", "0.9", "3"]]) for s in range(2)]
+    out = seed_noise.summarise(runs, "classify")
+    e = out["epochs"][0]
+    assert e["top1"]["values"] == [0.5, 0.6] and e["top5"]["mean"] == pytest.approx(0.9)
+    assert e["cls_loss"] == [1.5, 1.5]
+    md = seed_noise._markdown(out, {"train": {}}, jobs=1)
+    assert "top-1 (mean ± std, %)" in md and "| 1 | 55.0 ± 7.1 | 90.0 ± 0.0 | 50.0 / 60.0 | 1.500 / 1.500 |" in md
