@@ -128,6 +128,15 @@ def interleave(sides: dict[str, Callable[[int], list[float]]], rounds: int, iter
     return out
 
 
+def run_sides(sides: dict[str, Callable[[int], list[float]]], warmup: int, rounds: int,
+              iters: int) -> dict[str, float]:
+    """``warmup`` untimed calls per side, then ``interleave``; returns each side's median seconds per call."""
+    if warmup:
+        for fn in sides.values():
+            fn(warmup)
+    return {k: median(v) for k, v in interleave(sides, rounds, iters).items()}
+
+
 def row(key: str, work: str, gradpath: float | None, peer: float | None, unit: str, higher_is_better: bool,
         **extra: Any) -> dict:
     """One measured line of a benchmark's JSON ``rows`` (what run_all.py renders)."""

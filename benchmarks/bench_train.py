@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _peer import Peer, check_torch, interleave, median, row, times, write_result
+from _peer import Peer, check_torch, row, run_sides, times, write_result
 
 PEER = r'''
 import torch
@@ -146,13 +146,6 @@ class Ours:
         return pr.key_averages().table(sort_by="self_cpu_time_total", row_limit=n)
 
 
-def run_sides(sides: dict, args, iters: int) -> dict[str, float]:
-    if args.warmup:
-        for fn in sides.values():
-            fn(args.warmup)
-    return {k: median(v) for k, v in interleave(sides, args.rounds, iters).items()}
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--imgsz", type=int, default=320)
@@ -208,7 +201,7 @@ def main() -> int:
         if peer:
             size[model] = peer.ask("build_train")
             sides[model] = lambda n: peer.ask("train", n)
-        step = run_sides(sides, args, args.iters)
+        step = run_sides(sides, args.warmup, args.rounds, args.iters)
         if args.profile:
             print("== gradpath: one training step ==\n" + ours.profile("train", args.profile), file=sys.stderr)
             if peer:
@@ -219,7 +212,7 @@ def main() -> int:
         if peer:
             size[model].update(peer.ask("build_infer"))
             sides[model] = lambda n: peer.ask("infer", n)
-        lat = run_sides(sides, args, 3 * args.iters)
+        lat = run_sides(sides, args.warmup, args.rounds, 3 * args.iters)
         if args.profile:
             print("== gradpath: one eval forward (b=1, fused) ==\n" + ours.profile("infer", args.profile),
                   file=sys.stderr)

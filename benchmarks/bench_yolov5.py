@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _peer import Peer, check_torch, interleave, median, row, times, write_result
+from _peer import Peer, check_torch, row, run_sides, times, write_result
 
 S_SCALE = {"width": 0.5, "depth": 0.33}  # yolov5s-seg = gradpath yolov5l-seg at these multiples
 
@@ -155,13 +155,6 @@ class Ours:
         return times(step, n)
 
 
-def run_sides(sides: dict, args) -> dict[str, float]:
-    if args.warmup:
-        for fn in sides.values():
-            fn(args.warmup)
-    return {k: median(v) for k, v in interleave(sides, args.rounds, args.iters).items()}
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--imgsz", type=int, default=320, help="training image size (default 320)")
@@ -229,7 +222,7 @@ def main() -> int:
             params("l", n, peer.ask("build_infer")["params"] if peer else None)
             if peer:
                 sides["yolov5"] = lambda n: peer.ask("infer", n)
-            t = run_sides(sides, args)
+            t = run_sides(sides, args.warmup, args.rounds, args.iters)
             ms = {k: 1000 * v for k, v in t.items()}
             line = f"inference yolov5l-seg b1@{args.infer_imgsz}: gradpath {ms['gradpath']:.1f} ms"
             if peer:
@@ -246,7 +239,7 @@ def main() -> int:
                 hyp = built["hyp"]
                 print(f"peer loss gains (hyp.scratch-low, scaled as in its train.py): {hyp}")
                 sides["yolov5"] = lambda n: peer.ask("train", n)
-            t = run_sides(sides, args)
+            t = run_sides(sides, args.warmup, args.rounds, args.iters)
             ips = {k: args.batch / v for k, v in t.items()}
             line = f"train step yolov5s-seg b{args.batch}@{args.imgsz}: gradpath {ips['gradpath']:.2f} img/s"
             if peer:
