@@ -128,6 +128,14 @@ def interleave(sides: dict[str, Callable[[int], list[float]]], rounds: int, iter
     return out
 
 
+def seg_train_step(model: Any, loss_fn: Any, opt: Any, batch: dict) -> None:
+    """gradpath's side of a seg training step: forward, ``SegmentLoss``, backward, optimizer step."""
+    loss, _ = loss_fn(model(batch["img"].float() / 255), batch["targets"], batch["masks"])
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def run_sides(sides: dict[str, Callable[[int], list[float]]], warmup: int, rounds: int,
               iters: int) -> dict[str, float]:
     """``warmup`` untimed calls per side, then ``interleave``; returns each side's median seconds per call."""

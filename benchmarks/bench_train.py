@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _peer import Peer, check_torch, row, run_sides, times, write_result
+from _peer import Peer, check_torch, row, run_sides, seg_train_step, times, write_result
 
 PEER = r'''
 import torch
@@ -102,13 +102,8 @@ class Ours:
         return {"params": sum(p.numel() for p in m.parameters())}
 
     def _step(self) -> None:
-        m, loss_fn, opt = self.m["train"]
-        b = self.batches[self.i % len(self.batches)]
+        seg_train_step(*self.m["train"], self.batches[self.i % len(self.batches)])
         self.i += 1
-        loss, _ = loss_fn(m(b["img"].float() / 255), b["targets"], b["masks"])
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
 
     def train(self, n: int) -> list[float]:
         return times(self._step, n)

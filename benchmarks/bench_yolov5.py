@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _peer import Peer, check_torch, row, run_sides, times, write_result
+from _peer import Peer, check_torch, row, run_sides, seg_train_step, times, write_result
 
 S_SCALE = {"width": 0.5, "depth": 0.33}  # yolov5s-seg = gradpath yolov5l-seg at these multiples
 
@@ -145,12 +145,8 @@ class Ours:
         m, loss_fn, opt = self.m["train"]
 
         def step() -> None:
-            b = self.batches[self.i % len(self.batches)]
+            seg_train_step(m, loss_fn, opt, self.batches[self.i % len(self.batches)])
             self.i += 1
-            loss, _ = loss_fn(m(b["img"].float() / 255), b["targets"], b["masks"])
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
 
         return times(step, n)
 
