@@ -126,3 +126,26 @@ def test_full_scale_recipe_dry_run(model, task, tmp_path):
     assert imgsz == (640 if task == "segment" else 256)
     get_entry(model)
     assert math.isfinite(dry_run(model, imgsz))  # and every parameter got a gradient (dry_run checks)
+
+
+def test_table4_keeps_full_depth_at_small_scale(tmp_path):
+    """Table 4's claim is about depth, so its rows keep depth 1.0 (all of them: a table override, not a row's),
+    in their own run folders and fingerprints, so a run of the recipe's shallow net is never taken for one."""
+    from gradpath.models.registry import create_model
+    from gradpath.nn import OSABlock
+    from gradpath.reproduce.small import _fingerprint, _folder, effective_overrides, run_dir
+
+    spec = TABLES["table4"]
+    for budget in ("quick", "default"):
+        eff = effective_overrides(spec, budget)
+        assert eff["depth"] == 1.0 and eff["width"] < 1.0
+        assert _fingerprint(spec, budget, "vovnet99", 0)["model_overrides"] == eff
+    assert _folder(spec, tmp_path, "default", "vovnet99", 1) == tmp_path / "default" / "segment" / "vovnet99-depth1.0-seed1"
+    assert run_dir(tmp_path, "segment", "default", "yolor-v3", 0) == tmp_path / "default" / "segment" / "yolor-v3-seed0"
+    # the other tables scale depth as their recipe says
+    assert all(not TABLES[t].model_overrides for t in TABLES if t != "table4")
+    # what is trained is the deep plain net: 16 OSA modules (1/3/9/3), each with its own transition
+    net = create_model("vovnet99", **effective_overrides(spec, "default"))
+    assert sum(isinstance(m, OSABlock) for m in net.modules()) == 16
+    shallow = create_model("vovnet99", width=0.25, depth=0.34)
+    assert sum(isinstance(m, OSABlock) for m in shallow.modules()) == 6

@@ -54,7 +54,11 @@ def render_markdown(res: dict[str, Any]) -> str:
         lines += ["", f"**{res['recipe']['note']}**"]
     r = res["recipe"]
     lines += ["", f"One recipe for every row: model overrides {r['model_overrides']}, data {r['data'] or 'default'}, "
-              f"task options {r['task_options']}, training {r['train']}.", ""]
+              f"task options {r['task_options']}, training {r['train']}."]
+    if r.get("table_overrides"):
+        lines += ["", f"This table overrides the recipe's scaling with {r['table_overrides']} for every row: "
+                  f"{r.get('table_overrides_why') or 'no reason recorded'}."]
+    lines.append("")
     headers = ["row", "model", "GFLOPs (full size)", "params M", f"paper {METRIC_LABEL.get(metric, metric)}",
                f"ours {METRIC_LABEL.get(metric, metric)} (mean ± std, %)",
                f"ours {METRIC_LABEL.get(extra, extra)} (%)", "LGP", "LSGP", "timestamps vs row 1"]

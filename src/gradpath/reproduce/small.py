@@ -29,18 +29,33 @@ from gradpath.reproduce.figures import row_figures
 from gradpath.reproduce.recipes import small_recipe
 from gradpath.reproduce.stats import TEST_NAME, compare, mean_std
 
-__all__ = ["run_small", "run_dir"]
+__all__ = ["run_small", "run_dir", "effective_overrides"]
 
 
-def run_dir(runs: Path, task: str, budget: str, model: str, seed: int) -> Path:
-    """Where the run of ``model`` with ``seed`` under the ``budget`` recipe of ``task`` lives (shared by tables)."""
-    return runs / budget / task / f"{model}-seed{seed}"
+def run_dir(runs: Path, task: str, budget: str, model: str, seed: int, table_overrides: dict[str, Any] | None = None
+            ) -> Path:
+    """Where the run of ``model`` with ``seed`` under the ``budget`` recipe of ``task`` lives (shared by tables).
+
+    A table that overrides the recipe's scaling (``TableSpec.model_overrides``) trains a different network, so
+    its runs get their own folder (``vovnet99-depth1.0-seed0``) instead of colliding with the recipe's."""
+    tag = "".join(f"-{k}{v}" for k, v in sorted((table_overrides or {}).items()))
+    return runs / budget / task / f"{model}{tag}-seed{seed}"
 
 
-def _fingerprint(task: str, budget: str, model: str, seed: int) -> dict[str, Any]:
+def effective_overrides(spec: TableSpec, budget: str) -> dict[str, Any]:
+    """The width/depth multipliers every row of ``spec`` is built with: the recipe's, then the table's."""
+    return {**small_recipe(spec.task, budget).model_overrides, **spec.model_overrides}
+
+
+def _folder(spec: TableSpec, runs: Path, budget: str, model: str, seed: int) -> Path:
+    return run_dir(runs, spec.task, budget, model, seed, spec.model_overrides)
+
+
+def _fingerprint(spec: TableSpec, budget: str, model: str, seed: int) -> dict[str, Any]:
     """What must be equal for a saved run to stand for this (model, seed) under today's recipe."""
-    return json.loads(json.dumps({"task": task, "budget": budget, "model": model, "seed": seed,
-                                  "recipe": asdict(small_recipe(task, budget))}))
+    return json.loads(json.dumps({"task": spec.task, "budget": budget, "model": model, "seed": seed,
+                                  "recipe": asdict(small_recipe(spec.task, budget)),
+                                  "model_overrides": effective_overrides(spec, budget)}))
 
 
 def _check_recipe(folder: Path, expected: dict[str, Any]) -> None:
@@ -71,9 +86,9 @@ def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, runs: 
     """Train (or reuse, or resume) one row with one seed; returns its metrics and where its weights are."""
     recipe = small_recipe(spec.task, budget)
     row = spec.row(row_key)
-    folder = run_dir(runs, spec.task, budget, row.model, seed)
+    folder = _folder(spec, runs, budget, row.model, seed)
     last = folder / "weights" / "last.pt"
-    expected = _fingerprint(spec.task, budget, row.model, seed)
+    expected = _fingerprint(spec, budget, row.model, seed)
     t0 = time.time()
     if last.is_file():
         _check_recipe(folder, expected)
@@ -88,7 +103,7 @@ def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, runs: 
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "recipe.json").write_text(json.dumps(expected, indent=1) + "\n")
         runner.train(spec.task, row.model, task_options={**recipe.task_options, "data": _data(spec.task, recipe.data)},
-                     model_overrides=recipe.model_overrides, train_args=train, exist_ok=True, log=log,
+                     model_overrides=effective_overrides(spec, budget), train_args=train, exist_ok=True, log=log,
                      progress=progress)
     ck = load_checkpoint(folder / "weights" / "best.pt")
     return {"seed": seed, "metrics": dict(ck.get("metrics") or {}), "weights": str(folder / "weights" / "best.pt"),
@@ -108,7 +123,7 @@ def _epoch_seconds(results_csv: Path) -> float | None:
 def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, device: str | None) -> str:
     """One run in a job process; its epoch lines go to ``train.log`` in its folder (a bar per job would interleave)."""
     spec = TABLES[table]
-    folder = run_dir(Path(runs), spec.task, budget, spec.row(row_key).model, seed)
+    folder = _folder(spec, Path(runs), budget, spec.row(row_key).model, seed)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "train.log", "a", encoding="utf-8") as f:
         def log(msg: str) -> None:
@@ -132,8 +147,8 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
     """
     _data(spec.task, small_recipe(spec.task, budget).data)     # generate the embedded set once, before the jobs
     pending, seen = [], set()
-    for row in spec.rows:
-        for s in range(seeds):
+    for s in range(seeds):  # seed-major: an interrupted table has every row of its first seeds, not one row's seeds
+        for row in spec.rows:
             if (row.model, s) not in seen:
                 seen.add((row.model, s))
                 pending.append((spec.name, row.key, s, budget, str(runs), device))
@@ -178,8 +193,9 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
     return {
         "table": spec.name, "title": spec.title, "task": spec.task, "scale": "small", "budget": budget,
         "seeds": seeds, "jobs": jobs, "metric": spec.metric, "test": TEST_NAME,
-        "recipe": {"model_overrides": recipe.model_overrides, "data": recipe.data,
-                   "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note},
+        "recipe": {"model_overrides": effective_overrides(spec, budget), "data": recipe.data,
+                   "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note,
+                   "table_overrides": dict(spec.model_overrides), "table_overrides_why": spec.overrides_why},
         "seed_std": {"max": max(stds) if stds else None, "mean": sum(stds) / len(stds) if stds else None},
         "rows": rows, "claims": claims, "seconds": round(time.time() - t0, 1),
     }
