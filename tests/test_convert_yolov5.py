@@ -319,6 +319,13 @@ def test_cli_writes_a_checkpoint_that_val_and_predict_load(theirs, converted, tm
     with torch.no_grad():
         for a, b in zip(model(x), converted(x)):
             assert torch.equal(a, b)
+    # the public API loads the converted file too, at the stored scale
+    import gradpath
+    same = gradpath.create_model("yolov5l-seg", weights=out).eval()
+    assert same.gradpath_config.width == 0.25 and same.gradpath_config.depth == 0.33
+    with torch.no_grad():
+        for a, b in zip(same(x), converted(x)):
+            assert torch.equal(a, b)
     Image.new("RGB", (80, 60), (120, 30, 200)).save(tmp_path / "im.jpg")
     assert main(["predict", "--weights", str(out), "--source", str(tmp_path / "im.jpg"), "--out",
                  str(tmp_path / "pred"), "--device", "cpu", "--no-images"]) == 0

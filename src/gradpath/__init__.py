@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from gradpath.analysis import analyze
 from gradpath.errors import GradpathError
-from gradpath.models.registry import create_model, list_models, register_model
+from gradpath.models.registry import list_models, register_model
+from gradpath.pretrained import create_model
 from gradpath.profiling import profile
 
 __version__ = "0.1.0"

@@ -194,12 +194,14 @@ def make_checkpoint(model: nn.Module, *, task: str, weights: Mapping[str, torch.
 
 def model_from_checkpoint(source: str | os.PathLike | Mapping[str, Any], expect_model: str | None = None,
                           expect_task: str | None = None,
-                          map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+                          map_location: str | torch.device = "cpu",
+                          overrides: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint was saved from and load its weights; returns ``(model, checkpoint)``.
 
     ``expect_model`` / ``expect_task`` refuse a checkpoint of another model or task (e.g. a classifier given to a
     segmentation command). Weights that do not fit the rebuilt network are reported with the first mismatching
-    tensors instead of a long PyTorch traceback.
+    tensors instead of a long PyTorch traceback. ``overrides`` replace fields of the stored config (they must leave
+    the weights' shapes as they are, e.g. ``implicit``; a changed shape is reported like any misfit).
     """
     if isinstance(source, Mapping):
         ck, path = dict(source), "checkpoint"
@@ -218,6 +220,7 @@ def model_from_checkpoint(source: str | os.PathLike | Mapping[str, Any], expect_
         raise GradpathError(f"{path} is a checkpoint of model {name!r}, not {expect_model!r}")
     # weights_only loading keeps tuples, but a YAML/JSON round trip may have turned them into lists
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    cfg.update(overrides or {})
     try:
         model = create_model(name, **cfg)
     except GradpathError as e:
