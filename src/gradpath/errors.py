@@ -22,6 +22,16 @@ class DataError(GradpathError):
     """Bad dataset content: names the file and field."""
 
 
+class TrainingDiverged(GradpathError):
+    """The training loss became non-finite. A caller that studies training (``reproduce``: the paper says a deep
+    plain VoVNet "fails to converge") records it as a result instead of failing; ``checkpoint`` holds the last
+    good state, ``epoch`` and ``batch`` (1-based) say where it happened."""
+
+    def __init__(self, message: str, *, epoch: int, batch: int, checkpoint: str) -> None:
+        super().__init__(message)
+        self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
+
+
 class GradpathWarning(UserWarning):
     """Input gradpath can still use after adjusting it (e.g. more loader workers than cores, clamped).
     The CLI prints these as one line, ``gradpath CMD: warning: ...``."""

@@ -25,7 +25,7 @@ from gradpath.engine import TrainConfig, Trainer
 from gradpath.engine.checkpoint import load_checkpoint
 from gradpath.engine.ddp import DistInfo
 from gradpath.engine.trainer import RunInterrupted, RunTerminated
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, TrainingDiverged
 from gradpath.tasks.registry import register_task, unregister_task
 
 HERE = Path(__file__).parent
@@ -140,8 +140,10 @@ def test_a_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_last_good_st
     tr = _toy_trainer(tmp_path, "nan", SignalledToyTask(at=9, signum=None))
     last = tmp_path / "nan" / "weights" / "last.pt"
     with pytest.raises(GradpathError, match=r"^loss became nan at epoch 2/2, batch 3/6; the last good state "
-                                            rf"\(before that batch\) is in {last}"):
+                                            rf"\(before that batch\) is in {last}") as info:
         tr.fit()
+    assert isinstance(info.value, TrainingDiverged)  # a GradpathError that says where, for callers that record it
+    assert (info.value.epoch, info.value.batch, info.value.checkpoint) == (2, 3, str(last))
     ck = load_checkpoint(last)
     assert (ck["train"]["position"]["epoch"], ck["train"]["position"]["batches"]) == (1, 2)
     # The state before the bad batch is exactly an uninterrupted run's: training on from it ends the same.

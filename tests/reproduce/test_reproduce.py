@@ -149,3 +149,37 @@ def test_table4_keeps_full_depth_at_small_scale(tmp_path):
     assert sum(isinstance(m, OSABlock) for m in net.modules()) == 16
     shallow = create_model("vovnet99", width=0.25, depth=0.34)
     assert sum(isinstance(m, OSABlock) for m in shallow.modules()) == 6
+
+
+def test_a_row_whose_loss_diverges_is_a_result_scored_zero(tmp_path, capsys, monkeypatch):
+    """Table 4's plain VoVNet is said to fail to converge: a non-finite loss must not abort the table. The run
+    is recorded (diverged.json), scored 0 on every metric, named in results.md, and a rerun does not retrain it."""
+    from gradpath.tasks.segment.task import SegmentTask
+
+    real_loss = SegmentTask.loss
+
+    def loss(self, model, batch):
+        value, items = real_loss(self, model, batch)
+        if getattr(model, "gradpath_name", None) == "yolor-prn":
+            value = value * float("nan")
+        return value, items
+
+    monkeypatch.setattr(SegmentTask, "loss", loss)
+    out = tmp_path / "repro"
+    args = ["reproduce", "table5", "--budget", "quick", "--seeds", "1", "--project", str(out), "--quiet",
+            "--device", "cpu"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "yolor-prn seed 0: diverged (loss became nan at epoch 1/1, batch 1/" in printed
+    res = json.loads((out / "table5" / "results.json").read_text())
+    prn = {r["key"]: r for r in res["rows"]}["yolor-prn"]
+    run = prn["runs"][0]
+    assert run["diverged"]["epoch"] == 1 and run["diverged"]["batch"] == 1 and run["weights"] is None
+    assert run["metrics"]["box_map"] == 0.0 and set(run["metrics"]) == set(res["rows"][0]["runs"][0]["metrics"])
+    assert prn["summary"]["box_map"]["mean"] == 0.0
+    assert (out / "runs" / "quick" / "segment" / "yolor-prn-seed0" / "diverged.json").is_file()
+    assert "**Diverged**" in (out / "table5" / "results.md").read_text()
+    # a rerun reuses the record instead of training the row again
+    monkeypatch.setattr(SegmentTask, "loss", real_loss)
+    assert main(args) == 0
+    assert "its loss became non-finite in an earlier invocation" in capsys.readouterr().out

@@ -61,7 +61,7 @@ from gradpath.engine.plots import plot_results
 from gradpath.engine.results import ResultsCSV
 from gradpath.engine.task import Task, task_meta, task_options, task_plot, task_summary
 from gradpath.engine.utils import epoch_seed, rng_state, seed_everything, seed_worker, set_rng_state, unwrap
-from gradpath.errors import GradpathError, GradpathWarning
+from gradpath.errors import GradpathError, GradpathWarning, TrainingDiverged
 from gradpath.nn import to_channels_last
 
 __all__ = ["Trainer", "TrainConfig", "RunInterrupted", "RunTerminated"]
@@ -393,8 +393,9 @@ class Trainer:
                 where = f"at epoch {epoch + 1}/{cfg.epochs}, batch {i + 1}/{self.nb}"
                 if bad:
                     what = f"loss became {loss.item()}" if not finite else "another rank's loss became non-finite"
-                    raise GradpathError(f"{what} {where}; the last good state (before that batch) is in {path}; "
-                                        "lower --lr0 or check the labels (gradpath check-data)")
+                    raise TrainingDiverged(f"{what} {where}; the last good state (before that batch) is in {path}; "
+                                           "lower --lr0 or check the labels (gradpath check-data)",
+                                           epoch=epoch + 1, batch=i + 1, checkpoint=str(path))
                 self._stop(where, path)
             # DDP averages gradients over ranks; scaling by the world size keeps them those of the total batch.
             self.scaler.scale(loss * self.dist.world_size).backward()

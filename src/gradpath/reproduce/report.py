@@ -74,6 +74,11 @@ def render_markdown(res: dict[str, Any]) -> str:
                      g.get("lgp", "-"), g.get("lsgp", "-"),
                      f"{ts['units_changed']}/{ts['units_compared']} layers differ" if ts else "-"])
     lines += [_md_table(headers, body), ""]
+    diverged = [f"{row['key']} seed {run['seed']} (epoch {run['diverged']['epoch']}, batch {run['diverged']['batch']})"
+                for row in res["rows"] for run in row["runs"] if run.get("diverged")]
+    if diverged:
+        lines += ["**Diverged** (the training loss became non-finite; no model came out, so the run scores 0 on "
+                  "every metric): " + "; ".join(diverged) + ".", ""]
     if paper_extra:
         lines.append("Paper's mask AP: " + ", ".join(f"{row['label']} {row['paper'][paper_extra]:.1f}"
                                                       for row in res["rows"] if paper_extra in row["paper"]) + ".")
@@ -127,10 +132,15 @@ def plot_curves(res: dict[str, Any], out: Path) -> Path:
     for row in res["rows"]:
         per_seed = []
         for run in row["runs"]:
-            with open(Path(run["run_dir"]) / "results.csv", newline="") as f:
+            path = Path(run["run_dir"]) / "results.csv"
+            if not path.is_file():  # a run that diverged in its first epoch logged none
+                continue
+            with open(path, newline="") as f:
                 recs = list(csv.DictReader(f))
             per_seed.append([sum(float(v) for k, v in rec.items() if k.startswith("train/") and v) for rec in recs])
-        n = min(len(s) for s in per_seed)
+        n = min((len(s) for s in per_seed), default=0)
+        if n == 0:
+            continue
         mean = np.mean([s[:n] for s in per_seed], axis=0)
         ax.plot(np.arange(1, n + 1), mean, marker=".", label=row["key"])
     ax.set(xlabel="epoch", ylabel="training loss", title=f"{res['table']}: training curves (mean over seeds)")

@@ -22,14 +22,17 @@ from gradpath import runner
 from gradpath.data.shapes import default_shapes_root
 from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, TrainingDiverged
 from gradpath.job_pool import job_pool
 from gradpath.experiments.tables import TABLES, TableSpec
 from gradpath.reproduce.figures import row_figures
 from gradpath.reproduce.recipes import small_recipe
 from gradpath.reproduce.stats import TEST_NAME, compare, mean_std
 
-__all__ = ["run_small", "run_dir", "effective_overrides"]
+__all__ = ["run_small", "run_dir", "effective_overrides", "DIVERGED"]
+
+#: written in a run's folder when its training loss became non-finite (epoch, batch, message)
+DIVERGED = "diverged.json"
 
 
 def run_dir(runs: Path, task: str, budget: str, model: str, seed: int, table_overrides: dict[str, Any] | None = None
@@ -83,19 +86,49 @@ def _finished(ck: dict[str, Any]) -> bool:
 
 def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, runs: Path, device: str | None,
                    log: Callable[[str], None], progress: bool) -> dict[str, Any]:
-    """Train (or reuse, or resume) one row with one seed; returns its metrics and where its weights are."""
-    recipe = small_recipe(spec.task, budget)
+    """Train (or reuse, or resume) one row with one seed; returns its metrics and where its weights are.
+
+    A run whose loss becomes non-finite is a result, not a failure of the table (Table 4's claim is that a network
+    "fails to converge"): it is recorded in ``diverged.json`` next to its checkpoints and reused as such."""
     row = spec.row(row_key)
     folder = _folder(spec, runs, budget, row.model, seed)
     last = folder / "weights" / "last.pt"
     expected = _fingerprint(spec, budget, row.model, seed)
     t0 = time.time()
+    diverged_file = folder / DIVERGED
     if last.is_file():
         _check_recipe(folder, expected)
+    if diverged_file.is_file():
+        log(f"{row_key} seed {seed}: its loss became non-finite in an earlier invocation ({diverged_file})")
+        return _diverged_run(seed, folder, json.loads(diverged_file.read_text()), t0)
+    try:
+        _train_or_resume(spec, row, seed, budget, folder, expected, device, log, progress)
+    except TrainingDiverged as e:
+        record = {"epoch": e.epoch, "batch": e.batch, "checkpoint": e.checkpoint, "message": str(e)}
+        diverged_file.write_text(json.dumps(record, indent=1) + "\n")
+        log(f"{row_key} seed {seed}: diverged ({e}); recorded in {diverged_file}")
+        return _diverged_run(seed, folder, record, t0)
+    ck = load_checkpoint(folder / "weights" / "best.pt")
+    return {"seed": seed, "metrics": dict(ck.get("metrics") or {}), "weights": str(folder / "weights" / "best.pt"),
+            "run_dir": str(folder), "seconds": round(time.time() - t0, 1),
+            "train_seconds": _epoch_seconds(folder / "results.csv")}
+
+
+def _diverged_run(seed: int, folder: Path, record: dict[str, Any], t0: float) -> dict[str, Any]:
+    """A run whose loss became non-finite: no model came out of it. ``run_small`` scores it 0 on every metric
+    (a detector or classifier that failed to train finds nothing), and the report says so."""
+    return {"seed": seed, "metrics": {}, "weights": None, "run_dir": str(folder), "diverged": record,
+            "seconds": round(time.time() - t0, 1), "train_seconds": _epoch_seconds(folder / "results.csv")}
+
+
+def _train_or_resume(spec: TableSpec, row: Any, seed: int, budget: str, folder: Path, expected: dict[str, Any],
+                     device: str | None, log: Callable[[str], None], progress: bool) -> None:
+    recipe = small_recipe(spec.task, budget)
+    last = folder / "weights" / "last.pt"
     if last.is_file() and _finished(load_checkpoint(last)):
-        log(f"{row_key} seed {seed}: reusing the finished run in {folder}")
+        log(f"{row.key} seed {seed}: reusing the finished run in {folder}")
     elif last.is_file():
-        log(f"{row_key} seed {seed}: resuming {last}")
+        log(f"{row.key} seed {seed}: resuming {last}")
         runner.resume(last, device=device, log=log, progress=progress)
     else:
         train = {**recipe.train, "seed": seed, "project": str(folder.parent.parent), "name": folder.name,
@@ -105,10 +138,6 @@ def train_row_seed(spec: TableSpec, row_key: str, seed: int, budget: str, runs: 
         runner.train(spec.task, row.model, task_options={**recipe.task_options, "data": _data(spec.task, recipe.data)},
                      model_overrides=effective_overrides(spec, budget), train_args=train, exist_ok=True, log=log,
                      progress=progress)
-    ck = load_checkpoint(folder / "weights" / "best.pt")
-    return {"seed": seed, "metrics": dict(ck.get("metrics") or {}), "weights": str(folder / "weights" / "best.pt"),
-            "run_dir": str(folder), "seconds": round(time.time() - t0, 1),
-            "train_seconds": _epoch_seconds(folder / "results.csv")}
 
 
 def _epoch_seconds(results_csv: Path) -> float | None:
@@ -132,6 +161,8 @@ def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, devi
 
         res = train_row_seed(spec, row_key, seed, budget, Path(runs), device, log=log, progress=False)
     m = res["metrics"]
+    if res.get("diverged"):
+        return f"{row_key} seed {seed} diverged at epoch {res['diverged']['epoch']}"
     got = ", ".join(f"{k} {m[k]:.4f}" for k in (spec.metric, "box_map50") if isinstance(m.get(k), float))
     return f"{row_key} seed {seed} finished ({got})"
 
@@ -174,10 +205,15 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
     if jobs > 1:
         train_in_parallel(spec, seeds=seeds, budget=budget, runs=runs, device=device, jobs=jobs, log=log)
     figures = row_figures(spec)
+    trained = {row.key: [train_row_seed(spec, row.key, s, budget, runs, device, log, progress) for s in range(seeds)]
+               for row in spec.rows}
+    metric_names = sorted({k for per_seed in trained.values() for r in per_seed for k, v in r["metrics"].items()
+                           if isinstance(v, (int, float))} | {spec.metric})
+    for r in (r for per_seed in trained.values() for r in per_seed if r.get("diverged")):
+        r["metrics"] = {m: 0.0 for m in metric_names}  # no model came out of it: it finds nothing
     rows = []
     for row in spec.rows:
-        per_seed = [train_row_seed(spec, row.key, s, budget, runs, device, log, progress) for s in range(seeds)]
-        metric_names = sorted({k for r in per_seed for k, v in r["metrics"].items() if isinstance(v, (int, float))})
+        per_seed = trained[row.key]
         summary = {m: dict(zip(("mean", "std"), mean_std([r["metrics"][m] for r in per_seed])))
                    for m in metric_names}
         rows.append({"key": row.key, "label": row.label, "model": row.model, "paper": dict(row.paper),
