@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "run a trained model on images (segment: boxes and masks; classify: top classes)"),
     "export": ("export", "export a trained model to ONNX, torch.export (pt2), TorchScript (deprecated) or "
                "safetensors (checked against PyTorch)"),
-    "convert": ("convert", "convert another code base's trained weights (YOLOv5 v7.0 -seg) into a gradpath "
-                "checkpoint"),
+    "convert": ("convert", "convert another code base's trained weights (YOLOv5 v7.0 -seg, YOLOv7 u7 "
+                "yolov7-seg) into a gradpath checkpoint"),
 }
 

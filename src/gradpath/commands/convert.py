@@ -1,4 +1,4 @@
-"""``gradpath convert --from yolov5 CKPT -o OUT``: another code base's trained weights → a gradpath checkpoint."""
+"""``gradpath convert --from yolov5|yolov7 CKPT -o OUT``: another code base's weights → a gradpath checkpoint."""
 from __future__ import annotations
 
 import argparse
@@ -10,25 +10,32 @@ from gradpath.commands import COMMANDS
 from gradpath.engine.checkpoint import make_checkpoint, save_checkpoint
 from gradpath.errors import GradpathError
 from gradpath.models.convert_yolov5 import load_yolov5_seg
+from gradpath.models.convert_yolov7 import load_yolov7_seg
 
-SOURCES = ("yolov5",)
+#: --from → the loader of a file saved by that code base
+LOADERS = {"yolov5": load_yolov5_seg, "yolov7": load_yolov7_seg}
+SOURCES = tuple(LOADERS)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert", help=COMMANDS["convert"][1],
                        description="yolov5: a YOLOv5 v7.0 segmentation state dict (yolov5n/s/m/l/x-seg, any class "
-                       "count) becomes a gradpath yolov5l-seg (yolov5x-seg at x scale) checkpoint of task segment, "
-                       "read by `gradpath val/predict/export --weights`. Width, depth and classes are read from the "
-                       "tensor shapes; every tensor is placed by name, and a key that is not placed or not found is "
-                       "an error. The file is read with torch.load(weights_only=True): YOLOv5's own .pt files pickle "
-                       "its model objects, and the error says how to export their plain state dict first.")
-    p.add_argument("checkpoint", help="the YOLOv5 state dict (.pt): a plain state dict or a dict whose 'ema' or "
-                   "'model' holds one")
+                       "count) becomes a gradpath yolov5l-seg (yolov5x-seg at x scale) checkpoint of task segment; "
+                       "width, depth and classes are read from the tensor shapes. yolov7: a YOLOv7 yolov7-seg state "
+                       "dict (the u7 branch's seg/, any class count) becomes a gradpath yolor-elan checkpoint; only "
+                       "the class count may differ from yolov7-seg.yaml. Either is read by `gradpath val/predict/"
+                       "export --weights`. Every tensor is placed by name, and a key that is not placed or not found "
+                       "is an error. The file is read with torch.load(weights_only=True): the code bases' own .pt "
+                       "files pickle their model objects, and the error says how to export their plain state dict "
+                       "first.")
+    p.add_argument("checkpoint", help="the YOLOv5 or YOLOv7 state dict (.pt): a plain state dict or a dict whose "
+                   "'ema' or 'model' holds one")
     p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the code base it was saved by")
-    p.add_argument("-o", "--out", required=True, help="the gradpath checkpoint to write (e.g. yolov5s-seg.gp.pt)")
+    p.add_argument("-o", "--out", required=True, help="the gradpath checkpoint to write (e.g. yolov5s-seg.gp.pt, "
+                   "yolov7-seg.gp.pt)")
     p.add_argument("--names", nargs="+", help="class names, one per class (default: 0, 1, ...)")
     p.add_argument("--imgsz", type=int, default=640, help="input size stored in the checkpoint, the default of "
-                   "val/predict (default 640, YOLOv5-seg's training size)")
+                   "val/predict (default 640, the training size of YOLOv5-seg and yolov7-seg)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -38,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if out.resolve() == src.resolve():
         raise GradpathError(f"--out {out} is the checkpoint being converted; choose another path")
     imgsz = check_imgsz(args.imgsz)
-    model = load_yolov5_seg(src)
+    model = LOADERS[args.source](src)
     nc = int(model.num_classes)
     names = list(args.names) if args.names else [str(i) for i in range(nc)]
     if len(names) != nc:

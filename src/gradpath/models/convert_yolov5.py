@@ -34,22 +34,29 @@ coefficients — so the converted model's eval output ``(pred, proto)`` equals Y
 from __future__ import annotations
 
 import os
-import pickle  # only for its exception class: files are read with weights_only=True
 import re
-import zipfile
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from gradpath.errors import GradpathError
+from gradpath.models.convert_common import (
+    EXPORT_ONE_LINER,
+    Transform,
+    anchors_to_pixels,
+    conv_unit,
+    identity,
+    place_tensors,
+    read_checkpoint,
+    state_dict_of,
+)
 from gradpath.models.registry import create_model
 from gradpath.models.scaling import Scaler
 
-__all__ = ["LAYER_MAP", "convert_yolov5_seg", "load_yolov5_seg", "read_yolov5_checkpoint", "yolov5_name_map",
-           "yolov5_seg_config", "yolov5_state_dict"]
+__all__ = ["EXPORT_ONE_LINER", "LAYER_MAP", "convert_yolov5_seg", "load_yolov5_seg", "read_yolov5_checkpoint",
+           "yolov5_name_map", "yolov5_seg_config", "yolov5_state_dict"]
 
 #: YOLOv5-seg v7.0 layer index → (module kind, gradpath module path). Indices not listed hold no tensors.
 LAYER_MAP: dict[int, tuple[str, str]] = {
@@ -81,17 +88,11 @@ X_SCALE = (1.25, 1.33)  # registered as yolov5x-seg; every other scale is yolov5
 
 STRIDES = (8.0, 16.0, 32.0)
 HEAD = 24
-CONV_UNIT = ("conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked")
+#: where YOLOv5's own pickled checkpoints can be read, for the export command in the error
+EXPORT_WHERE = ("where YOLOv5 v7.0 is importable (a clone of its repository, or `pip install yolov5` after "
+                "`import yolov5.models.yolo`)")
 
-#: what to run where YOLOv5 is installed to turn its pickled training checkpoint into a plain state dict
-EXPORT_ONE_LINER = ('python -c "import torch; c = torch.load(\'{src}\', map_location=\'cpu\', weights_only=False); '
-                    'torch.save((c.get(\'ema\') or c[\'model\']).float().state_dict(), \'{dst}\')"')
-
-Transform = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _identity(t: torch.Tensor) -> torch.Tensor:
-    return t
+_anchors_to_pixels = anchors_to_pixels(STRIDES)
 
 
 def _swap_input_halves(first: int) -> Transform:
@@ -101,69 +102,22 @@ def _swap_input_halves(first: int) -> Transform:
     return swap
 
 
-def _anchors_to_pixels(t: torch.Tensor) -> torch.Tensor:
-    return t * torch.tensor(STRIDES, dtype=t.dtype).view(-1, 1, 1)
-
-
 # ----------------------------------------------------------------------------------------------------- reading
 def read_yolov5_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The YOLOv5 state dict in a file (``torch.load(weights_only=True)``): a plain state dict, or a dict whose
     ``'ema'`` / ``'model'`` holds one. A file that pickles YOLOv5's model objects (its own ``.pt`` files) is refused
     with a one-line error that gives the command exporting a plain state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise GradpathError(f"YOLOv5 checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if m is None:
-            raise GradpathError(f"YOLOv5 checkpoint {path} cannot be read (not a torch file, or a damaged one)") \
-                from None
-        dst = path.with_name(f"{path.stem}-state_dict.pt")
-        raise GradpathError(
-            f"{path} holds pickled Python objects ({m.group(1)}), which gradpath does not unpickle "
-            f"(torch.load weights_only=True); export a plain state dict where YOLOv5 v7.0 is importable (a clone of "
-            f"its repository, or `pip install yolov5` after `import yolov5.models.yolo`): "
-            f"{EXPORT_ONE_LINER.format(src=path, dst=dst)}") from None
-    except (RuntimeError, OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise GradpathError(f"YOLOv5 checkpoint {path} cannot be read ({first})") from None
-    return yolov5_state_dict(obj, str(path))
+    return read_checkpoint(path, "YOLOv5", EXPORT_WHERE)
 
 
 def yolov5_state_dict(obj: Any, what: str = "YOLOv5 checkpoint") -> dict[str, torch.Tensor]:
-    """A ``dict[str, Tensor]`` in YOLOv5's naming (``model.<i>.…``) from the forms people have: the state dict
-    itself, a checkpoint dict whose ``'ema'`` (preferred, as YOLOv5's own loader) or ``'model'`` is one (or a
-    module, when the caller unpickled it), with an optional DDP ``module.`` prefix or without the ``model.``
-    prefix (``model.model.state_dict()``)."""
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    if not isinstance(obj, Mapping):
-        raise GradpathError(f"{what} holds a {type(obj).__name__}, not a YOLOv5 state dict")
-    if obj and not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        inner = next((obj[k] for k in ("ema", "model") if obj.get(k) is not None), None)
-        if inner is None:
-            raise GradpathError(f"{what} is a dict without tensors under 'ema' or 'model' (keys: "
-                                f"{', '.join(map(str, list(obj)[:8]))}): not a YOLOv5 checkpoint")
-        return yolov5_state_dict(inner, what)
-    if not obj:
-        raise GradpathError(f"{what} is empty: no tensors")
-    out: dict[str, torch.Tensor] = {}
-    for k, v in obj.items():
-        key = str(k).removeprefix("module.")
-        if key[:1].isdigit():
-            key = f"model.{key}"
-        out[key] = v
-    return out
+    """A ``dict[str, Tensor]`` in YOLOv5's naming (``model.<i>.…``) from the forms people have
+    (:func:`~gradpath.models.convert_common.state_dict_of`): the state dict itself, a checkpoint dict whose
+    ``'ema'`` or ``'model'`` is one, with an optional DDP ``module.`` prefix or without the ``model.`` prefix."""
+    return state_dict_of(obj, what, "YOLOv5")
 
 
 # ------------------------------------------------------------------------------------------------ the name map
-def _unit(src: str, dst: str, transform: Transform = _identity) -> list[tuple[str, str, Transform]]:
-    """One Conv+BN unit: conv weight (transformed), then the BN tensors."""
-    return [(f"{src}.{s}", f"{dst}.{s}", transform if s == "conv.weight" else _identity) for s in CONV_UNIT]
-
-
 def _repeats(sd: Mapping[str, torch.Tensor], layer: int) -> int:
     """Bottlenecks of a C3 layer present in the state dict (``model.<layer>.m.<j>.…``)."""
     js = {int(m.group(1)) for k in sd if (m := re.match(rf"model\.{layer}\.m\.(\d+)\.", k))}
@@ -177,27 +131,27 @@ def yolov5_name_map(sd: Mapping[str, torch.Tensor]) -> list[tuple[str, str, Tran
     for i, (kind, dst) in LAYER_MAP.items():
         src = f"model.{i}"
         if kind == "conv":
-            entries += _unit(src, dst)
+            entries += conv_unit(src, dst)
         elif kind == "c3":
-            swap = _identity
+            swap = identity
             if i in SWAPPED_CONCAT:
                 up = sd.get(f"model.{SWAPPED_CONCAT[i]}.conv.weight")
                 if up is not None:
                     swap = _swap_input_halves(up.shape[0])
-            entries += _unit(f"{src}.cv1", f"{dst}.cv1", swap) + _unit(f"{src}.cv2", f"{dst}.cv2", swap)
+            entries += conv_unit(f"{src}.cv1", f"{dst}.cv1", swap) + conv_unit(f"{src}.cv2", f"{dst}.cv2", swap)
             for j in range(_repeats(sd, i)):
-                entries += _unit(f"{src}.m.{j}.cv1", f"{dst}.m.{j}.branch.0")
-                entries += _unit(f"{src}.m.{j}.cv2", f"{dst}.m.{j}.branch.1")
-            entries += _unit(f"{src}.cv3", f"{dst}.cv3")
+                entries += conv_unit(f"{src}.m.{j}.cv1", f"{dst}.m.{j}.branch.0")
+                entries += conv_unit(f"{src}.m.{j}.cv2", f"{dst}.m.{j}.branch.1")
+            entries += conv_unit(f"{src}.cv3", f"{dst}.cv3")
         elif kind == "sppf":
-            entries += _unit(f"{src}.cv1", f"{dst}.cv1") + _unit(f"{src}.cv2", f"{dst}.cv2")
+            entries += conv_unit(f"{src}.cv1", f"{dst}.cv1") + conv_unit(f"{src}.cv2", f"{dst}.cv2")
         else:  # segment
             entries.append((f"{src}.anchors", f"{dst}.anchors", _anchors_to_pixels))
             for lvl in range(len(STRIDES)):
-                entries += [(f"{src}.m.{lvl}.weight", f"{dst}.m.{lvl}.weight", _identity),
-                            (f"{src}.m.{lvl}.bias", f"{dst}.m.{lvl}.bias", _identity)]
+                entries += [(f"{src}.m.{lvl}.weight", f"{dst}.m.{lvl}.weight", identity),
+                            (f"{src}.m.{lvl}.bias", f"{dst}.m.{lvl}.bias", identity)]
             for cv in ("cv1", "cv2", "cv3"):
-                entries += _unit(f"{src}.proto.{cv}", f"{dst}.proto.{cv}")
+                entries += conv_unit(f"{src}.proto.{cv}", f"{dst}.proto.{cv}")
     return entries
 
 
@@ -271,38 +225,8 @@ def convert_yolov5_seg(state: Any, what: str = "YOLOv5 state dict") -> nn.Module
     sd = yolov5_state_dict(state, what)
     name, cfg = yolov5_seg_config(sd)
     model = create_model(name, **cfg)
-    own = model.state_dict()
-    entries = yolov5_name_map(sd)
-    sources = {src for src, _, _ in entries}
-    unexpected = [k for k in sd if k not in sources]
-    if unexpected:
-        more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-        hint = " — was the model fused (model.fuse()) before saving? Save the unfused one" \
-            if any(k.endswith(".conv.bias") for k in unexpected) else ""
-        raise GradpathError(f"{what}: unexpected key {unexpected[0]}{more}: not a YOLOv5 v7.0 segmentation layout"
-                            f"{hint}")
-    new: dict[str, torch.Tensor] = {}
-    for src, dst, transform in entries:
-        if src not in sd:
-            raise GradpathError(f"{what}: missing key {src} (for {dst})")
-        if dst not in own:
-            raise GradpathError(f"{what}: {src} has no place in {name} {cfg} ({dst} does not exist); the layout "
-                                "differs from YOLOv5 v7.0's")
-        t = sd[src]
-        if not isinstance(t, torch.Tensor):
-            raise GradpathError(f"{what}: {src} is a {type(t).__name__}, not a tensor")
-        t = transform(t)
-        if tuple(t.shape) != tuple(own[dst].shape):
-            raise GradpathError(f"{what}: {src} has shape {tuple(sd[src].shape)}, {dst} of {name} needs "
-                                f"{tuple(own[dst].shape)}")
-        new[dst] = t.to(own[dst].dtype)
-    for k in DERIVED:
-        new[k] = own[k]
-    unfilled = [k for k in own if k not in new]
-    if unfilled:
-        raise GradpathError(f"{what}: no YOLOv5 tensor fills {unfilled[0]} of {name} {cfg}")
-    model.load_state_dict(new)
-    return model
+    return place_tensors(model, name, cfg, sd, yolov5_name_map(sd), what=what, source="YOLOv5",
+                         layout="YOLOv5 v7.0", derived=DERIVED)
 
 
 def load_yolov5_seg(path: str | os.PathLike) -> nn.Module:
