@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["ALPHA", "TEST_NAME", "mean_std", "compare"]
+__all__ = ["ALPHA", "TEST_NAME", "mean_std", "compare", "power", "seeds_needed"]
 
 ALPHA = 0.05
 TEST_NAME = "Welch's t-test (two-sided, unequal variances), alpha 0.05, on the per-seed metrics"
@@ -58,3 +58,34 @@ def compare(kind: str, a: Sequence[float], b: Sequence[float]) -> dict:
     else:
         out["verdict"] = "reversed" if significant and diff < 0 else "holds"
     return out
+
+
+def power(n: int, diff: float, std: float, alpha: float = ALPHA) -> float:
+    """Chance that the two-sided t-test at ``alpha`` finds a true difference ``diff`` between two rows of ``n``
+    seeds each whose seed-to-seed std is ``std`` (equal n and std, where Welch's test is Student's with
+    2n − 2 degrees of freedom; exact, by the noncentral t distribution)."""
+    if n < 2:
+        return 0.0
+    df = 2 * n - 2
+    nc = abs(diff) / (std * math.sqrt(2.0 / n))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(diff: float, std: float, target: float = 0.8, alpha: float = ALPHA, limit: int = 100_000) -> int:
+    """Seeds per row for ``power(n, diff, std) >= target``: how many runs a claim of effect ``diff`` needs before
+    "within noise" means anything at a seed-to-seed std of ``std``. ``limit`` + 1 when even ``limit`` is too few."""
+    if std <= 0:
+        return 2
+    lo, hi = 2, 2
+    while power(hi, diff, std, alpha) < target:
+        if hi > limit:
+            return limit + 1
+        lo, hi = hi, hi * 2
+    while lo < hi:  # power grows with n: the smallest n that reaches the target
+        mid = (lo + hi) // 2
+        if power(mid, diff, std, alpha) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
