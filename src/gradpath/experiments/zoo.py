@@ -1,6 +1,7 @@
 """Every FLOPs/params row of the paper's Tables 2–8, and our measurement of it.
 
-A row names the paper's table and row label and the registered model it is; the paper's figures come from that
+A row names the paper's table and row label and the registered model it is (the rows of
+:mod:`gradpath.experiments.tables`); the paper's figures come from that
 model's :class:`~gradpath.models.registry.PaperRef` (typed once, there), and which of them must be reproduced
 (within 0.5%) too: a labelled reconstruction is shown, never required, and a figure the paper misprints
 (Table 8's 34.5M for YOLOR-ELAN is the ELAN-{1,1}s count, docs/reconstructions.md) is shown with its delta
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from gradpath.experiments.tables import TABLES
 from gradpath.models.registry import get_entry
 from gradpath.profiling import count_flops, count_params
 
@@ -30,37 +32,13 @@ class Row:
     params_column: bool = False  # the table prints a params column (Tables 2 and 8)
 
 
-ROWS: tuple[Row, ...] = (
-    Row("2", "Darknet-53", "darknet53", True),
-    Row("2", "+ CSP", "csp-darknet53", True),
-    Row("2", "ResNet-50", "resnet50", True),
-    Row("2", "+ CSP", "csp-resnet50", True),
-    Row("2", "ResNeXt-50", "resnext50", True),
-    Row("2", "+ CSP", "csp-resnext50", True),
-    Row("3", "YOLOR-CSP", "yolor-csp"),
-    Row("3", "+ stop gradient on identity", "yolor-csp-sg-identity"),
-    Row("3", "+ stop gradient on block", "yolor-csp-sg-block"),
-    Row("4", "Deep VoVNet (fails to converge)", "vovnet99"),
-    Row("4", "Deep VoVNet + ELAN", "vovnet99-elan"),
-    Row("4", "Deep VoVNet + ELAN + CSP", "vovnet99-elan-csp"),
-    Row("5", "YOLOR-v3", "yolor-v3"),
-    Row("5", "+ PRN", "yolor-prn"),
-    Row("6", "YOLOR-v3", "yolor-v3"),
-    Row("6", "+ CSP (fusion)", "yolor-csp"),
-    Row("6", "+ CSP fusion first", "yolor-csp-fusion-first"),
-    Row("6", "+ CSP fusion last", "yolor-csp-fusion-last"),
-    Row("6", "+ CSP no fusion", "yolor-csp-no-fusion"),
-    Row("7", "YOLOR-v3", "yolor-v3"),
-    Row("7", "+ ELAN-{1,1}s", "yolor-elan-11"),
-    Row("7", "+ ELAN-{2,1}s", "yolor-elan"),
-    Row("7", "+ ELAN-{2,2}s", "yolor-elan-22"),
-    Row("8", "YOLOv5l-seg", "yolov5l-seg", True),
-    Row("8", "YOLOv5x-seg", "yolov5x-seg", True),
-    Row("8", "YOLOR-v3", "yolor-v3", True),
-    Row("8", "YOLOR-PRN", "yolor-prn", True),
-    Row("8", "YOLOR-CSP", "yolor-csp", True),
-    Row("8", "YOLOR-ELAN", "yolor-elan", True),
-)
+#: the tables that print a params column (Tables 2 and 8); the others give FLOPs only
+PARAMS_COLUMN = ("table2", "table8")
+
+#: every row of every training table, in the paper's order: the tables' own rows (``experiments.tables``, one
+#: list for both the counts and the training claims)
+ROWS: tuple[Row, ...] = tuple(Row(spec.name.removeprefix("table"), r.label, r.model, spec.name in PARAMS_COLUMN)
+                              for spec in TABLES.values() if not spec.analysis_only for r in spec.rows)
 
 
 def measure(name: str, imgsz: int | None = None, **overrides: Any) -> dict[str, float]:
