@@ -216,12 +216,23 @@ def reproduce_results_section() -> str:
         res = json.loads(f.read_text())
         m = res["machine"]
         per_row = [len(r["runs"]) for r in res["rows"]]
+        partial = res.get("partial")
+        seeds = (f"{min(per_row)} seeds per row" if len(set(per_row)) == 1
+                 else "seeds per row " + "/".join(map(str, per_row)))
+        if partial:
+            seeds = (f"**partial**: {partial['runs_done']} of {partial['runs_asked']} runs finished ({seeds}), "
+                     "reported with `--finished-only`")
         out += [f"**{res['table']}: {res['title']}** — `gradpath reproduce {res['table']} --seeds {res['seeds']}"
-                f"{'' if res['budget'] == 'default' else ' --budget ' + res['budget']}`, budget `{res['budget']}`, "
-                f"{min(per_row)} seeds per row, {m['cpu']} ({m.get('cpu_count', '?')} cores, "
+                f"{'' if res['budget'] == 'default' else ' --budget ' + res['budget']}"
+                f"{' --finished-only' if partial else ''}`, budget `{res['budget']}`, "
+                f"{seeds}, {m['cpu']} ({m.get('cpu_count', '?')} cores, "
                 f"{res.get('jobs', 1)} run(s) at a time), torch {m['torch']}, "
                 f"{res['date'][:10]} ([results](docs/results/{f.parent.name}/results.md) · "
-                f"[bars](docs/results/{f.parent.name}/bars.png)).", ""]
+                f"[bars](docs/results/{f.parent.name}/bars.png))."]
+        if res["recipe"].get("table_overrides"):
+            out[-1] += (f" Every row is built with {res['recipe']['table_overrides']} over the recipe's scaling: "
+                        f"{res['recipe'].get('table_overrides_why', '')}.")
+        out.append("")
         if res["task"] == "classify":
             cols = [("paper top-1", "top1"), ("ours top-1 (%)", "top1"), ("ours top-5 (%)", "top5")]
         else:
@@ -239,11 +250,14 @@ def reproduce_results_section() -> str:
         cost = (f" A run trained for {sum(secs) / len(secs) / 60:.0f} min on average (the sum of its epoch times, "
                 f"{res.get('jobs', 1)} run(s) side by side); its {len(secs)} runs add up to {sum(secs) / 3600:.1f} h."
                 if secs else "")
-        out += ["", f"Seed-to-seed std of {label}: mean {100 * res['seed_std']['mean']:.2f}, max "
-                f"{100 * res['seed_std']['max']:.2f} percentage points.{cost} Claims, judged by {res['test']}:", ""]
+        sd = res["seed_std"]
+        spread = ("no row has two runs yet" if sd["mean"] is None else
+                  f"mean {100 * sd['mean']:.2f}, max {100 * sd['max']:.2f} percentage points")
+        out += ["", f"Seed-to-seed std of {label}: {spread}.{cost} Claims, judged by {res['test']}:", ""]
         for c in res["claims"]:
             p = "" if c["p"] is None else f", p = {c['p']:.2g}"
-            out.append(f"- {c['text']}: **{c['verdict']}** ({100 * c['diff']:+.2f} pp{p})")
+            diff = "" if c["diff"] is None else f" ({100 * c['diff']:+.2f} pp{p})"
+            out.append(f"- {c['text']}: **{c['verdict']}**{diff}")
         out.append("")
     return "\n".join(out).rstrip()
 

@@ -183,3 +183,33 @@ def test_a_row_whose_loss_diverges_is_a_result_scored_zero(tmp_path, capsys, mon
     monkeypatch.setattr(SegmentTask, "loss", real_loss)
     assert main(args) == 0
     assert "its loss became non-finite in an earlier invocation" in capsys.readouterr().out
+
+    # --finished-only: a look at a table still training elsewhere; trains nothing, says it is partial
+    assert main([*args[:5], "2", *args[6:], "--finished-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "reporting the 2 of 4 runs finished so far (nothing trained)" in printed and "PARTIAL" in printed
+    assert not (out / "runs" / "quick" / "segment" / "yolor-v3-seed1").exists()
+    res = json.loads((out / "table5" / "results.json").read_text())
+    assert res["partial"] == {"runs_done": 2, "runs_asked": 4} and res["seeds"] == 2
+    assert [len(r["runs"]) for r in res["rows"]] == [1, 1] and res["claims"][0]["verdict"] == "n/a (1 seed)"
+    assert res["seed_std"]["mean"] is None  # one run per row: no spread measured, not a std of 0
+    assert "**Partial: reported with `--finished-only`" in (out / "table5" / "results.md").read_text()
+    # the README section generated from it says so too
+    gen = _load_script("gen_readme")
+    (tmp_path / "results" / "table5").mkdir(parents=True)
+    (tmp_path / "results" / "table5" / "results.json").write_text((out / "table5" / "results.json").read_text())
+    monkeypatch.setattr(gen, "RESULTS", tmp_path / "results")
+    section = gen.reproduce_results_section()
+    assert "`gradpath reproduce table5 --seeds 2 --budget quick --finished-only`" in section
+    assert "**partial**: 2 of 4 runs finished" in section and "no row has two runs yet" in section
+
+
+def _load_script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -39,6 +39,9 @@ def add_table_parsers(rsub) -> None:
         p.add_argument("--data-root", help="full scale: where COCO 2017 / ImageNet lives (written into the data yaml)")
         p.add_argument("--nproc", type=int, help="full scale: processes per node for torchrun (default 8)")
         p.add_argument("--launch", action="store_true", help="full scale: run the commands instead of printing them")
+        p.add_argument("--finished-only", action="store_true", help="small scale: train nothing; write the "
+                       "table from the runs that have finished so far (e.g. while it trains in another process), "
+                       "each row with the seeds it has, marked PARTIAL")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=run_table, table_name=name)
 
@@ -64,7 +67,7 @@ def run_table(args: argparse.Namespace) -> int:
                 rc = launch(cmds, args.data_root) or rc
             continue
         res = reproduce_small(name, seeds=args.seeds, budget=args.budget, out=out, device=args.device,
-                              progress=not args.quiet, jobs=args.jobs)
+                              progress=not args.quiet, jobs=args.jobs, finished_only=args.finished_only)
         if TABLES[name].analysis_only:
             print((out / "results.md").read_text())
         else:

@@ -52,6 +52,10 @@ def render_markdown(res: dict[str, Any]) -> str:
                  f"{res['machine'].get('cpu_count', '?')} cores, torch {res['machine']['torch']}), {res['date']}.")
     if res["recipe"].get("note"):
         lines += ["", f"**{res['recipe']['note']}**"]
+    if res.get("partial"):
+        lines += ["", f"**Partial: reported with `--finished-only` from the {res['partial']['runs_done']} of "
+                  f"{res['partial']['runs_asked']} runs finished so far; each row has the seeds it has (see its "
+                  "runs in results.json).**"]
     r = res["recipe"]
     lines += ["", f"One recipe for every row: model overrides {r['model_overrides']}, data {r['data'] or 'default'}, "
               f"task options {r['task_options']}, training {r['train']}."]
@@ -88,7 +92,7 @@ def render_markdown(res: dict[str, Any]) -> str:
               "## Claims", "", f"Test: {res['test']}.", ""]
     cbody = []
     for c in res["claims"]:
-        cbody.append([c["text"], c["kind"], f"{100 * c['diff']:+.2f}",
+        cbody.append([c["text"], c["kind"], "-" if c["diff"] is None else f"{100 * c['diff']:+.2f}",
                       "-" if c["p"] is None else f"{c['p']:.3g}", f"**{c['verdict']}**"])
     lines += [_md_table(["claim", "kind", "difference (pp)", "p", "verdict"], cbody), ""]
     return "\n".join(lines)
@@ -171,6 +175,8 @@ def console_summary(res: dict[str, Any]) -> str:
     metric = res["metric"]
     rows = [[r["key"], _pm(r["summary"].get(metric))] for r in res["rows"]]
     lines = [table(["row", f"{METRIC_LABEL.get(metric, metric)} % (mean ± std)"], rows, "lr")]
-    lines += [f"{c['verdict']:>14}: {c['text']} ({100 * c['diff']:+.2f} pp"
-              + (f", p={c['p']:.3g})" if c["p"] is not None else ")") for c in res["claims"]]
+    lines += [f"{c['verdict']:>14}: {c['text']}" + ("" if c["diff"] is None else f" ({100 * c['diff']:+.2f} pp"
+              + (f", p={c['p']:.3g})" if c["p"] is not None else ")")) for c in res["claims"]]
+    if res.get("partial"):
+        lines.append(f"PARTIAL: {res['partial']['runs_done']} of {res['partial']['runs_asked']} runs finished so far")
     return "\n".join(lines)

@@ -192,21 +192,38 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
             log(f"[{done}/{len(futures)}] {fut.result()}")
 
 
+def is_done(spec: TableSpec, model: str, seed: int, budget: str, runs: Path) -> bool:
+    """Whether the run of (``model``, ``seed``) has finished all its epochs or diverged (reading only)."""
+    folder = _folder(spec, runs, budget, model, seed)
+    last = folder / "weights" / "last.pt"
+    if (folder / DIVERGED).is_file():
+        return True
+    return last.is_file() and (folder / "weights" / "best.pt").is_file() and _finished(load_checkpoint(last))
+
+
 def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              counts: dict[str, dict[str, Any]] | None = None, jobs: int = 1) -> dict[str, Any]:
+              counts: dict[str, dict[str, Any]] | None = None, jobs: int = 1,
+              finished_only: bool = False) -> dict[str, Any]:
     """Train every row of ``spec`` with ``seeds`` seeds (runs under ``runs``); return the ``results.json`` content.
 
     ``counts`` maps a row's model to its exact FLOPs/params (``reproduce flops``), shown next to the metrics.
-    ``jobs`` > 1 trains that many runs side by side first (``train_in_parallel``).
+    ``jobs`` > 1 trains that many runs side by side first (``train_in_parallel``). ``finished_only`` trains
+    nothing: the table is reported from the runs that have finished (or diverged) so far — a look at a table that
+    is still training elsewhere — and says so; each row then has the seeds it has, and a claim whose rows have
+    fewer than two is not tested.
     """
     recipe = small_recipe(spec.task, budget)
     t0 = time.time()
-    if jobs > 1:
+    if jobs > 1 and not finished_only:
         train_in_parallel(spec, seeds=seeds, budget=budget, runs=runs, device=device, jobs=jobs, log=log)
     figures = row_figures(spec)
-    trained = {row.key: [train_row_seed(spec, row.key, s, budget, runs, device, log, progress) for s in range(seeds)]
+    trained = {row.key: [train_row_seed(spec, row.key, s, budget, runs, device, log, progress) for s in range(seeds)
+                         if not finished_only or is_done(spec, row.model, s, budget, runs)]
                for row in spec.rows}
+    n_done = sum(len(v) for v in trained.values())
+    if finished_only:
+        log(f"{spec.name}: reporting the {n_done} of {seeds * len(spec.rows)} runs finished so far (nothing trained)")
     metric_names = sorted({k for per_seed in trained.values() for r in per_seed for k, v in r["metrics"].items()
                            if isinstance(v, (int, float))} | {spec.metric})
     for r in (r for per_seed in trained.values() for r in per_seed if r.get("diverged")):
@@ -215,7 +232,7 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
     for row in spec.rows:
         per_seed = trained[row.key]
         summary = {m: dict(zip(("mean", "std"), mean_std([r["metrics"][m] for r in per_seed])))
-                   for m in metric_names}
+                   for m in metric_names} if per_seed else {}
         rows.append({"key": row.key, "label": row.label, "model": row.model, "paper": dict(row.paper),
                      "counts": (counts or {}).get(row.model, {}), "gradient_paths": figures.get(row.key, {}),
                      "runs": per_seed, "summary": summary})
@@ -225,10 +242,12 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
         a = [r["metrics"][spec.metric] for r in by_key[c.a]["runs"]]
         b = [r["metrics"][spec.metric] for r in by_key[c.b]["runs"]]
         claims.append({"text": c.text, "a": c.a, "b": c.b, "metric": spec.metric, **compare(c.kind, a, b)})
-    stds = [r["summary"][spec.metric]["std"] for r in rows if spec.metric in r["summary"]]
+    # a row with one run has no spread: its 0.0 would only dilute the std the table reached
+    stds = [r["summary"][spec.metric]["std"] for r in rows if spec.metric in r["summary"] and len(r["runs"]) > 1]
     return {
         "table": spec.name, "title": spec.title, "task": spec.task, "scale": "small", "budget": budget,
         "seeds": seeds, "jobs": jobs, "metric": spec.metric, "test": TEST_NAME,
+        "partial": {"runs_done": n_done, "runs_asked": seeds * len(spec.rows)} if finished_only else None,
         "recipe": {"model_overrides": effective_overrides(spec, budget), "data": recipe.data,
                    "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note,
                    "table_overrides": dict(spec.model_overrides), "table_overrides_why": spec.overrides_why},

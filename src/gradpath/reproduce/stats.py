@@ -34,6 +34,9 @@ def compare(kind: str, a: Sequence[float], b: Sequence[float]) -> dict:
     """Verdict of claim ``kind`` ("better" | "not_worse") for row a's values against row b's."""
     if kind not in ("better", "not_worse"):
         raise ValueError(f"unknown claim kind {kind!r}")
+    if not len(a) or not len(b):  # a partial report (``--finished-only``) before a row has any finished run
+        return {"kind": kind, "mean_a": None, "mean_b": None, "diff": None, "t": None, "p": None, "ci95": None,
+                "verdict": "n/a (no finished run)"}
     ma, sa = mean_std(a)
     mb, sb = mean_std(b)
     diff = ma - mb
