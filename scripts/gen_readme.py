@@ -101,6 +101,8 @@ def api_section() -> str:
         f'report.to_dict()["network"]               # lgp {net["lgp"]}, lsgp {net["lsgp"]}, '
         f'units {net["units"]}, ...',
         'gradpath.list_models("yolor-*")',
+        'gradpath.create_model("yolor-elan", weights="runs/segment/demo/weights/best.pt")  '
+        '# a trained (or converted) checkpoint',
         "```",
     ])
 
