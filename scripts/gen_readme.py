@@ -228,7 +228,8 @@ def reproduce_results_section() -> str:
                 f"{'' if res['budget'] == 'default' else ' --budget ' + res['budget']}"
                 f"{' --finished-only' if partial else ''}`, budget `{res['budget']}`, "
                 f"{seeds}, {m['cpu']} ({m.get('cpu_count', '?')} cores, "
-                f"{res.get('jobs', 1)} run(s) at a time), torch {m['torch']}, "
+                f"{str(res['jobs']) + ' run(s) at a time' if res.get('jobs') else 'runs trained elsewhere'}), "
+                f"torch {m['torch']}, "
                 f"{res['date'][:10]} ([results](docs/results/{f.parent.name}/results.md) · "
                 f"[bars](docs/results/{f.parent.name}/bars.png))."]
         if res["recipe"].get("table_overrides"):
@@ -250,7 +251,8 @@ def reproduce_results_section() -> str:
         label = "top-1" if res["task"] == "classify" else "box AP"
         secs = [run["train_seconds"] for r in res["rows"] for run in r["runs"] if run.get("train_seconds")]
         cost = (f" A run trained for {sum(secs) / len(secs) / 60:.0f} min on average (the sum of its epoch times, "
-                f"{res.get('jobs', 1)} run(s) side by side); its {len(secs)} runs add up to {sum(secs) / 3600:.1f} h."
+                f"{str(res['jobs']) + ' run(s) side by side' if res.get('jobs') else 'as they were trained'}); its "
+                f"{len(secs)} runs add up to {sum(secs) / 3600:.1f} h."
                 if secs else "")
         sd = res["seed_std"]
         spread = ("no row has two runs yet" if sd["mean"] is None else

@@ -45,8 +45,9 @@ def render_markdown(res: dict[str, Any]) -> str:
     paper_extra = {"mask_map": "mask_ap"}.get(extra)
     lines = [f"# {res['table']}: {res['title']}", ""]
     secs = [run["train_seconds"] for row in res["rows"] for run in row["runs"] if run.get("train_seconds")]
+    side = f"{res['jobs']} at a time" if res.get("jobs") else "as many at a time as they were trained"
     trained = (f"its {len(secs)} runs trained for {sum(secs) / 3600:.2f} h in all (sum of their epoch times, "
-               f"{res.get('jobs', 1)} at a time)" if secs else "no run time recorded")
+               f"{side})" if secs else "no run time recorded")
     lines.append(f"Small scale, budget `{res['budget']}`, {res['seeds']} seed(s) per row; {trained}; this "
                  f"invocation {res['seconds'] / 60:.1f} min ({res['machine']['cpu']}, "
                  f"{res['machine'].get('cpu_count', '?')} cores, torch {res['machine']['torch']}), {res['date']}.")

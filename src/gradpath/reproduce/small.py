@@ -246,7 +246,7 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
     stds = [r["summary"][spec.metric]["std"] for r in rows if spec.metric in r["summary"] and len(r["runs"]) > 1]
     return {
         "table": spec.name, "title": spec.title, "task": spec.task, "scale": "small", "budget": budget,
-        "seeds": seeds, "jobs": jobs, "metric": spec.metric, "test": TEST_NAME,
+        "seeds": seeds, "jobs": None if finished_only else jobs, "metric": spec.metric, "test": TEST_NAME,
         "partial": {"runs_done": n_done, "runs_asked": seeds * len(spec.rows)} if finished_only else None,
         "recipe": {"model_overrides": effective_overrides(spec, budget), "data": recipe.data,
                    "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note,
