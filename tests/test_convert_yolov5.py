@@ -3,7 +3,8 @@
 The YOLOv5 side is written here from the v7.0 ``yolov5s-seg.yaml`` layout alone, never from gradpath's model: a
 state dict in their naming (``model.<layer>.…``, anchors in grid cells) and a functional forward pass that follows
 the yaml's ``from`` indices and concatenation order. So the name map, the anchor units and the swapped neck
-concatenation are checked against an independent reading of their network. (The check against the real
+concatenation are checked against an independent reading of their network. What YOLOv7's seg head shares with it
+(Conv unit, Proto, anchors, Segment decode) is written once in ``_yolo_reference.py``. (The check against the real
 ``yolov5`` package is ``benchmarks/check_yolov5_import.py``.)
 """
 from __future__ import annotations
@@ -13,6 +14,17 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _yolo_reference import (
+    NA,
+    NM,
+    anchors_state,
+    conv_bn_silu,
+    conv_unit,
+    proto_forward,
+    proto_state,
+    segment_decode,
+    tensor_maker,
+)
 from PIL import Image
 
 from gradpath.cli import main
@@ -25,9 +37,8 @@ from gradpath.models.convert_yolov5 import (
     yolov5_seg_config,
 )
 
-W, D, NC, NM, NA = 0.25, 0.33, 3, 32, 3  # yolov5n-seg's multiples, 3 classes
+W, D, NC = 0.25, 0.33, 3  # yolov5n-seg's multiples, 3 classes
 ANCHORS_PX = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
-STRIDES = (8, 16, 32)
 
 # yolov5s-seg.yaml (v7.0): (from, repeats, module, args)
 YAML = [
@@ -46,30 +57,11 @@ def _div8(x: float) -> int:
     return math.ceil(x / 8) * 8
 
 
-def _conv_unit(sd: dict, prefix: str, c1: int, c2: int, k: int, mk) -> None:
-    sd[f"{prefix}.conv.weight"] = mk("w", (c2, c1, k, k), 1.0 / math.sqrt(c1 * k * k))
-    sd[f"{prefix}.bn.weight"] = mk("pos", (c2,))
-    sd[f"{prefix}.bn.bias"] = mk("w", (c2,), 0.1)
-    sd[f"{prefix}.bn.running_mean"] = mk("w", (c2,), 0.1)
-    sd[f"{prefix}.bn.running_var"] = mk("pos", (c2,))
-    sd[f"{prefix}.bn.num_batches_tracked"] = mk("count", ())
-
-
 def their_state_dict(width: float = W, depth: float = D, nc: int = NC, seed: int = 0,
                      meta: bool = False) -> dict[str, torch.Tensor]:
     """A YOLOv5-seg v7.0 state dict (their keys and shapes) with random values, from the yaml above; ``meta``:
     shapes only (tensors on the meta device)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def mk(kind: str, shape: tuple, scale: float = 1.0) -> torch.Tensor:
-        if meta:
-            return torch.empty(shape, dtype=torch.int64 if kind == "count" else torch.float32, device="meta")
-        if kind == "count":
-            return torch.randint(1, 1000, shape, generator=g)
-        if kind == "pos":
-            return torch.rand(shape, generator=g) + 0.5
-        return torch.randn(shape, generator=g) * scale
-
+    mk = tensor_maker(seed, meta)
     sd: dict[str, torch.Tensor] = {}
     ch: list[int] = []  # output channels per layer index, as their parse_model keeps them
     for i, (f, n, kind, args) in enumerate(YAML):
@@ -78,20 +70,20 @@ def their_state_dict(width: float = W, depth: float = D, nc: int = NC, seed: int
         p = f"model.{i}"
         if kind == "Conv":
             c2 = _div8(args[0] * width)
-            _conv_unit(sd, p, c1, c2, args[1], mk)
+            conv_unit(sd, p, c1, c2, args[1], mk)
         elif kind == "C3":
             c2 = _div8(args[0] * width)
             h = c2 // 2
-            _conv_unit(sd, f"{p}.cv1", c1, h, 1, mk)
-            _conv_unit(sd, f"{p}.cv2", c1, h, 1, mk)
-            _conv_unit(sd, f"{p}.cv3", 2 * h, c2, 1, mk)
+            conv_unit(sd, f"{p}.cv1", c1, h, 1, mk)
+            conv_unit(sd, f"{p}.cv2", c1, h, 1, mk)
+            conv_unit(sd, f"{p}.cv3", 2 * h, c2, 1, mk)
             for j in range(n):
-                _conv_unit(sd, f"{p}.m.{j}.cv1", h, h, 1, mk)
-                _conv_unit(sd, f"{p}.m.{j}.cv2", h, h, 3, mk)
+                conv_unit(sd, f"{p}.m.{j}.cv1", h, h, 1, mk)
+                conv_unit(sd, f"{p}.m.{j}.cv2", h, h, 3, mk)
         elif kind == "SPPF":
             c2 = _div8(args[0] * width)
-            _conv_unit(sd, f"{p}.cv1", c1, c1 // 2, 1, mk)
-            _conv_unit(sd, f"{p}.cv2", 4 * (c1 // 2), c2, 1, mk)
+            conv_unit(sd, f"{p}.cv1", c1, c1 // 2, 1, mk)
+            conv_unit(sd, f"{p}.cv2", 4 * (c1 // 2), c2, 1, mk)
         elif kind == "Upsample":
             c2 = c1
         elif kind == "Concat":
@@ -102,14 +94,8 @@ def their_state_dict(width: float = W, depth: float = D, nc: int = NC, seed: int
             for lvl, src in enumerate(f):
                 sd[f"{p}.m.{lvl}.weight"] = mk("w", (NA * no, ch[src], 1, 1), 0.05)
                 sd[f"{p}.m.{lvl}.bias"] = mk("w", (NA * no,), 0.5)
-            _conv_unit(sd, f"{p}.proto.cv1", ch[f[0]], npr, 3, mk)
-            _conv_unit(sd, f"{p}.proto.cv2", npr, npr, 3, mk)
-            _conv_unit(sd, f"{p}.proto.cv3", npr, NM, 1, mk)
-            # their buffer after DetectionModel.__init__ is pixels / stride; perturbed like an autoanchor result
-            px = torch.tensor(ANCHORS_PX, dtype=torch.float32).view(3, NA, 2)
-            jitter = 1 + 0.1 * mk("pos", (3, NA, 2)) if not meta else 1.0
-            sd[f"{p}.anchors"] = (px * jitter / torch.tensor(STRIDES, dtype=torch.float32).view(3, 1, 1)).to(
-                "meta" if meta else "cpu")
+            proto_state(sd, f"{p}.proto", ch[f[0]], npr, mk)
+            sd[f"{p}.anchors"] = anchors_state(ANCHORS_PX, mk, meta)
             c2 = 0
         ch.append(c2)
     return sd
@@ -118,11 +104,7 @@ def their_state_dict(width: float = W, depth: float = D, nc: int = NC, seed: int
 def their_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, nc: int = NC) -> tuple[torch.Tensor, torch.Tensor]:
     """YOLOv5 v7.0's eval forward, functionally, from their keys and the yaml: (pred, proto) of ``Segment``."""
     def unit(p: str, t: torch.Tensor, s: int = 1, pad: int | None = None) -> torch.Tensor:
-        w = sd[f"{p}.conv.weight"]
-        t = F.conv2d(t, w, None, s, w.shape[-1] // 2 if pad is None else pad)
-        t = F.batch_norm(t, sd[f"{p}.bn.running_mean"], sd[f"{p}.bn.running_var"], sd[f"{p}.bn.weight"],
-                         sd[f"{p}.bn.bias"], False, 0.0, 1e-3)  # their BatchNorm2d eps (initialize_weights)
-        return F.silu(t)
+        return conv_bn_silu(sd, p, t, s, pad)
 
     outs: list[torch.Tensor] = []
     for i, (f, _, kind, args) in enumerate(YAML):
@@ -147,23 +129,9 @@ def their_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, nc: int = NC) ->
             y = F.interpolate(inp, scale_factor=2.0, mode="nearest")
         elif kind == "Concat":
             y = torch.cat(inp, 1)
-        else:
-            proto = unit(f"{p}.proto.cv3", unit(f"{p}.proto.cv2", F.interpolate(
-                unit(f"{p}.proto.cv1", inp[0]), scale_factor=2.0, mode="nearest")))
-            z = []
-            for lvl, t in enumerate(inp):
-                t = F.conv2d(t, sd[f"{p}.m.{lvl}.weight"], sd[f"{p}.m.{lvl}.bias"])
-                bs, _, ny, nx = t.shape
-                t = t.view(bs, NA, -1, ny, nx).permute(0, 1, 3, 4, 2)
-                yv, xv = torch.meshgrid(torch.arange(ny, dtype=t.dtype), torch.arange(nx, dtype=t.dtype),
-                                        indexing="ij")
-                grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2) - 0.5
-                anchor_grid = (sd[f"{p}.anchors"][lvl] * STRIDES[lvl]).view(1, NA, 1, 1, 2)
-                xy, wh, conf, mask = t.split((2, 2, nc + 1, t.shape[-1] - nc - 5), 4)
-                xy = (xy.sigmoid() * 2 + grid) * STRIDES[lvl]
-                wh = (wh.sigmoid() * 2) ** 2 * anchor_grid
-                z.append(torch.cat((xy, wh, conf.sigmoid(), mask), 4).reshape(bs, -1, t.shape[-1]))
-            return torch.cat(z, 1), proto
+        else:  # Segment: Proto on the raw P3, the output convs, their decode
+            raw = [F.conv2d(t, sd[f"{p}.m.{lvl}.weight"], sd[f"{p}.m.{lvl}.bias"]) for lvl, t in enumerate(inp)]
+            return segment_decode(raw, sd[f"{p}.anchors"], nc), proto_forward(sd, f"{p}.proto", inp[0])
         outs.append(y)
     raise AssertionError("no Segment layer")
 

@@ -5,16 +5,26 @@ The YOLOv7 side is written here from ``seg/models/segment/yolov7-seg.yaml`` of t
 gradpath's model: a state dict in their naming (``model.<layer>.…``, anchors in grid cells, ISegment's ``ia``/``im``
 implicit layers) and a functional forward pass that follows the yaml's ``from`` indices and concatenation orders,
 adds ImplicitA before each output conv and, as u7's ISegment, does not apply ImplicitM. So the name map, the anchor
-units and the concatenation orders are checked against an independent reading of their network. yolov7-seg has no
-width multiple: the network is full size, run at 64 px with 3 classes.
+units and the concatenation orders are checked against an independent reading of their network. What it shares with
+YOLOv5's seg head (Conv unit, Proto, anchors, Segment decode) is written once in ``_yolo_reference.py``. yolov7-seg
+has no width multiple: the network is full size, run at 64 px with 3 classes.
 """
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _yolo_reference import (
+    NA,
+    NM,
+    anchors_state,
+    conv_bn_silu,
+    conv_unit,
+    proto_forward,
+    proto_state,
+    segment_decode,
+    tensor_maker,
+)
 from PIL import Image
 
 import gradpath
@@ -28,9 +38,8 @@ from gradpath.models.convert_yolov7 import (
     yolov7_state_dict,
 )
 
-NC, NM, NPR, NA = 3, 32, 256, 3
+NC, NPR = 3, 256
 ANCHORS_PX = ((12, 16, 19, 36, 40, 28), (36, 75, 76, 55, 72, 146), (142, 110, 192, 243, 459, 401))
-STRIDES = (8, 16, 32)
 
 # yolov7-seg.yaml (u7 branch, seg/models/segment/): (from, repeats, module, args); backbone then head
 YAML = [
@@ -88,26 +97,9 @@ def _abs(i: int, f: int) -> int:
     return i + f if f < 0 else f
 
 
-def _conv_unit(sd: dict, prefix: str, c1: int, c2: int, k: int, mk) -> None:
-    sd[f"{prefix}.conv.weight"] = mk("w", (c2, c1, k, k), 1.0 / math.sqrt(c1 * k * k))
-    sd[f"{prefix}.bn.weight"] = mk("pos", (c2,))
-    sd[f"{prefix}.bn.bias"] = mk("w", (c2,), 0.1)
-    sd[f"{prefix}.bn.running_mean"] = mk("w", (c2,), 0.1)
-    sd[f"{prefix}.bn.running_var"] = mk("pos", (c2,))
-    sd[f"{prefix}.bn.num_batches_tracked"] = mk("count", ())
-
-
 def their_state_dict(nc: int = NC, seed: int = 0) -> dict[str, torch.Tensor]:
     """A yolov7-seg state dict (their keys and shapes) with random values, from the yaml above."""
-    g = torch.Generator().manual_seed(seed)
-
-    def mk(kind: str, shape: tuple, scale: float = 1.0) -> torch.Tensor:
-        if kind == "count":
-            return torch.randint(1, 1000, shape, generator=g)
-        if kind == "pos":
-            return torch.rand(shape, generator=g) + 0.5
-        return torch.randn(shape, generator=g) * scale
-
+    mk = tensor_maker(seed)
     sd: dict[str, torch.Tensor] = {}
     ch: list[int] = []  # output channels per layer index, as their parse_model keeps them
     for i, (f, _, kind, args) in enumerate(YAML):
@@ -115,16 +107,16 @@ def their_state_dict(nc: int = NC, seed: int = 0) -> dict[str, torch.Tensor]:
         p = f"model.{i}"
         if kind == "Conv":
             c2 = args[0]
-            _conv_unit(sd, p, c1, c2, args[1], mk)
+            conv_unit(sd, p, c1, c2, args[1], mk)
         elif kind == "SPPCSPC":
             c2 = h = args[0]  # hidden = int(2 * c2 * 0.5)
-            _conv_unit(sd, f"{p}.cv1", c1, h, 1, mk)
-            _conv_unit(sd, f"{p}.cv2", c1, h, 1, mk)
-            _conv_unit(sd, f"{p}.cv3", h, h, 3, mk)
-            _conv_unit(sd, f"{p}.cv4", h, h, 1, mk)
-            _conv_unit(sd, f"{p}.cv5", 4 * h, h, 1, mk)
-            _conv_unit(sd, f"{p}.cv6", h, h, 3, mk)
-            _conv_unit(sd, f"{p}.cv7", 2 * h, c2, 1, mk)
+            conv_unit(sd, f"{p}.cv1", c1, h, 1, mk)
+            conv_unit(sd, f"{p}.cv2", c1, h, 1, mk)
+            conv_unit(sd, f"{p}.cv3", h, h, 3, mk)
+            conv_unit(sd, f"{p}.cv4", h, h, 1, mk)
+            conv_unit(sd, f"{p}.cv5", 4 * h, h, 1, mk)
+            conv_unit(sd, f"{p}.cv6", h, h, 3, mk)
+            conv_unit(sd, f"{p}.cv7", 2 * h, c2, 1, mk)
         elif kind in ("MP", "Upsample"):
             c2 = c1
         elif kind == "Concat":
@@ -138,12 +130,8 @@ def their_state_dict(nc: int = NC, seed: int = 0) -> dict[str, torch.Tensor]:
                 # ImplicitM of na·(nc + 5) channels, created but never applied by u7's ISegment: far from 1 here so
                 # that applying it would show
                 sd[f"{p}.im.{lvl}.implicit"] = 1 + mk("w", (1, NA * (nc + 5), 1, 1), 0.3)
-            _conv_unit(sd, f"{p}.proto.cv1", ch[f[0]], NPR, 3, mk)
-            _conv_unit(sd, f"{p}.proto.cv2", NPR, NPR, 3, mk)
-            _conv_unit(sd, f"{p}.proto.cv3", NPR, NM, 1, mk)
-            # their buffer after DetectionModel.__init__ is pixels / stride; perturbed like an autoanchor result
-            px = torch.tensor(ANCHORS_PX, dtype=torch.float32).view(3, NA, 2) * (1 + 0.1 * mk("pos", (3, NA, 2)))
-            sd[f"{p}.anchors"] = px / torch.tensor(STRIDES, dtype=torch.float32).view(3, 1, 1)
+            proto_state(sd, f"{p}.proto", ch[f[0]], NPR, mk)
+            sd[f"{p}.anchors"] = anchors_state(ANCHORS_PX, mk)
             c2 = 0
         ch.append(c2)
     return sd
@@ -152,11 +140,7 @@ def their_state_dict(nc: int = NC, seed: int = 0) -> dict[str, torch.Tensor]:
 def their_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, nc: int = NC) -> tuple[torch.Tensor, torch.Tensor]:
     """yolov7-seg's eval forward, functionally, from their keys and the yaml: (pred, proto) of ``ISegment``."""
     def unit(p: str, t: torch.Tensor, s: int = 1) -> torch.Tensor:
-        w = sd[f"{p}.conv.weight"]
-        t = F.conv2d(t, w, None, s, w.shape[-1] // 2)
-        t = F.batch_norm(t, sd[f"{p}.bn.running_mean"], sd[f"{p}.bn.running_var"], sd[f"{p}.bn.weight"],
-                         sd[f"{p}.bn.bias"], False, 0.0, 1e-3)  # their BatchNorm2d eps (initialize_weights)
-        return F.silu(t)
+        return conv_bn_silu(sd, p, t, s)
 
     outs: list[torch.Tensor] = []
     for i, (f, _, kind, args) in enumerate(YAML):
@@ -175,23 +159,10 @@ def their_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, nc: int = NC) ->
             pooled = [F.max_pool2d(a, k, 1, k // 2) for k in (5, 9, 13)]
             b = unit(f"{p}.cv6", unit(f"{p}.cv5", torch.cat([a] + pooled, 1)))
             y = unit(f"{p}.cv7", torch.cat([b, unit(f"{p}.cv2", inp)], 1))
-        else:  # ISegment: Proto on the raw P3, ImplicitA before each output conv, no ImplicitM
-            proto = unit(f"{p}.proto.cv3", unit(f"{p}.proto.cv2", F.interpolate(
-                unit(f"{p}.proto.cv1", inp[0]), scale_factor=2.0, mode="nearest")))
-            z = []
-            for lvl, t in enumerate(inp):
-                t = F.conv2d(t + sd[f"{p}.ia.{lvl}.implicit"], sd[f"{p}.m.{lvl}.weight"], sd[f"{p}.m.{lvl}.bias"])
-                bs, _, ny, nx = t.shape
-                t = t.view(bs, NA, -1, ny, nx).permute(0, 1, 3, 4, 2)
-                yv, xv = torch.meshgrid(torch.arange(ny, dtype=t.dtype), torch.arange(nx, dtype=t.dtype),
-                                        indexing="ij")
-                grid = torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2) - 0.5
-                anchor_grid = (sd[f"{p}.anchors"][lvl] * STRIDES[lvl]).view(1, NA, 1, 1, 2)
-                xy, wh, conf, mask = t.split((2, 2, nc + 1, t.shape[-1] - nc - 5), 4)
-                xy = (xy.sigmoid() * 2 + grid) * STRIDES[lvl]
-                wh = (wh.sigmoid() * 2) ** 2 * anchor_grid
-                z.append(torch.cat((xy, wh, conf.sigmoid(), mask), 4).reshape(bs, -1, t.shape[-1]))
-            return torch.cat(z, 1), proto
+        else:  # ISegment: Proto on the raw P3, ImplicitA before each output conv, no ImplicitM, Segment's decode
+            raw = [F.conv2d(t + sd[f"{p}.ia.{lvl}.implicit"], sd[f"{p}.m.{lvl}.weight"], sd[f"{p}.m.{lvl}.bias"])
+                   for lvl, t in enumerate(inp)]
+            return segment_decode(raw, sd[f"{p}.anchors"], nc), proto_forward(sd, f"{p}.proto", inp[0])
         outs.append(y)
     raise AssertionError("no ISegment layer")
 
