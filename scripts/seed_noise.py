@@ -44,11 +44,20 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
         train["epochs"] = args.epochs
     if args.ema_decay:
         train["ema_decay"] = args.ema_decay
+    if args.lr0:
+        train["lr0"] = args.lr0
+    if args.warmup_epochs is not None:
+        train["warmup_epochs"] = args.warmup_epochs
+    overrides = dict(base.model_overrides)
+    if args.width:
+        overrides["width"] = args.width
+    if args.depth:
+        overrides["depth"] = args.depth
     options = dict(base.task_options)
     if args.imgsz:
         options["imgsz"] = args.imgsz
     data = {**base.data, **({"n_train": args.n_train} if args.n_train else {})}
-    return {"model_overrides": dict(base.model_overrides), "data": data, "task_options": options, "train": train}
+    return {"model_overrides": overrides, "data": data, "task_options": options, "train": train}
 
 
 def _data(task: str, settings: dict[str, Any]) -> str:
@@ -135,12 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=0, help="default: the default recipe's")
     ap.add_argument("--n-train", type=int, default=0, help="default: the default recipe's")
     ap.add_argument("--ema-decay", type=float, default=0.0, help="default: the default recipe's")
+    ap.add_argument("--width", type=float, default=0.0, help="model width multiplier (default: the recipe's)")
+    ap.add_argument("--depth", type=float, default=0.0, help="model depth multiplier (default: the recipe's)")
+    ap.add_argument("--lr0", type=float, default=0.0, help="initial learning rate (default: the recipe's)")
+    ap.add_argument("--warmup-epochs", type=float, default=None, help="warm-up epochs (default: the recipe's)")
     ap.add_argument("--val-interval", type=int, default=5)
     ap.add_argument("--tag", default="", help="folder under runs/seed_noise (default: from the options)")
     args = ap.parse_args(argv)
     recipe = _recipe(args)
     tag = args.tag or (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
-                       f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}")
+                       f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}"
+                       + "".join(f"-{k}{v}" for k, v in (("w", args.width), ("d", args.depth), ("lr", args.lr0),
+                                                           ("wu", args.warmup_epochs)) if v))
     root = Path("runs/seed_noise") / tag
     folders = [root / args.task / f"{args.model}-seed{s}" for s in range(args.seeds)]
     for f in folders:

@@ -2,6 +2,7 @@
 of each metric of the task, and each seed's class loss; epochs without validation are skipped."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import statistics
 from pathlib import Path
@@ -45,3 +46,18 @@ def test_classify_summary_uses_top1_and_the_ce_loss(tmp_path):
     assert e["cls_loss"] == [1.5, 1.5]
     md = seed_noise._markdown(out, {"train": {}}, jobs=1)
     assert "top-1 (mean ± std, %)" in md and "| 1 | 55.0 ± 7.1 | 90.0 ± 0.0 | 50.0 / 60.0 | 1.500 / 1.500 |" in md
+
+
+def test_recipe_options_change_only_what_they_name():
+    """A probe of a candidate recipe starts from the task's default and changes only the options given."""
+    base = seed_noise.small_recipe("classify", "default")
+    args = argparse.Namespace(task="classify", val_interval=5, epochs=0, ema_decay=0.0, imgsz=0, n_train=0,
+                              width=0.125, depth=0.0, lr0=0.002, warmup_epochs=3.0)
+    recipe = seed_noise._recipe(args)
+    assert recipe["model_overrides"] == {**base.model_overrides, "width": 0.125}
+    assert recipe["train"] == {**base.train, "val_interval": 5, "lr0": 0.002, "warmup_epochs": 3.0}
+    assert recipe["data"] == base.data and recipe["task_options"] == base.task_options
+    unchanged = seed_noise._recipe(argparse.Namespace(**{**vars(args), "width": 0.0, "lr0": 0.0,
+                                                         "warmup_epochs": None}))
+    assert unchanged["model_overrides"] == base.model_overrides
+    assert unchanged["train"] == {**base.train, "val_interval": 5}
