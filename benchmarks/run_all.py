@@ -6,6 +6,8 @@ of them on the machine at hand, with the same threads on both sides and each sid
 Benchmarks (each run in a fresh process of this interpreter with ``--json``; the peers live in their own venvs):
 - benchmarks/bench_train.py: gradpath yolor-elan vs ultralytics yolov8n-seg at equal FLOPs: segmentation
   training step (img/s) and batch-1 fused latency (``--peer-python``: a venv with ultralytics).
+- benchmarks/bench_epoch.py (opt-in, slow: only when ``--only`` names ``epoch``): the same pair, one whole
+  training epoch with data loading, each side's own trainer and loader on the same ``shapes`` images (img/s).
 - benchmarks/bench_yolov5.py: gradpath YOLOv5-seg vs the ``yolov5`` package, the same network: parameter
   counts, yolov5l-seg inference b1@640, yolov5s-seg training step b8@320 (``--y5-python``).
 - benchmarks/bench_classify.py: five classifiers vs timm, b8@224, inference and training step
@@ -39,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 GOALS: dict[str, tuple[str, float | None] | None] = {
     "seg_train": ("min_ratio", 1.1),
     "seg_latency": None,
+    "seg_epoch": ("min_ratio", 1.1),
     "yolov5_params": ("equal", None),
     "yolov5_train": ("min_ratio", 1.2),
     "yolov5_infer": ("min_ratio", 1.2),
@@ -51,6 +54,7 @@ GOALS: dict[str, tuple[str, float | None] | None] = {
 BENCHES = {
     "train": ("bench_train.py", "peer", [("seg_train", "seg train step, yolor-elan vs ultralytics yolov8n-seg"),
                                          ("seg_latency", "seg inference b1, yolor-elan vs yolov8n-seg")]),
+    "epoch": ("bench_epoch.py", "peer", [("seg_epoch", "seg training epoch with loading, yolor-elan vs yolov8n-seg")]),
     "yolov5": ("bench_yolov5.py", "y5", [("yolov5_params", "yolov5*-seg parameters vs the yolov5 package"),
                                          ("yolov5_train", "yolov5s-seg train step vs the yolov5 package"),
                                          ("yolov5_infer", "yolov5l-seg inference vs the yolov5 package")]),
@@ -66,8 +70,12 @@ QUICK_ARGS = {
     "classify": ["--imgsz", "64", "--batch", "2", "--iters", "1", "--rounds", "1", "--warmup", "0",
                  "--pairs", "csp-resnet50"],
     "analyze": ["--cli-runs", "1"],
+    "epoch": ["--imgsz", "64", "--n-train", "16", "--rounds", "1"],
 }
-FULL_ARGS = {"train": [], "yolov5": [], "classify": [], "analyze": ["--cli-runs", "3"]}
+FULL_ARGS = {"train": [], "yolov5": [], "classify": [], "analyze": ["--cli-runs", "3"], "epoch": []}
+# Run only when named in --only: four 2-epoch trainings of 600 images at 320, roughly half an hour on 2 cores
+# (estimated from bench_train's step rates).
+OPT_IN = ("epoch",)
 
 
 # --------------------------------------------------------------------------------------- pure parts (tested)
@@ -221,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--y5-python", default="/tmp/y5-venv/bin/python",
                    help="python of the peer venv with the yolov5 package 7.0.x (same torch as ours)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads on each side (default: torch's default)")
-    p.add_argument("--only", default=",".join(BENCHES), help=f"comma list of {', '.join(BENCHES)} (default: all)")
+    p.add_argument("--only", default=",".join(b for b in BENCHES if b not in OPT_IN),
+                   help=f"comma list of {', '.join(BENCHES)} (default: all but the slow {', '.join(OPT_IN)})")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 iteration, tiny sizes; NOT meaningful")
     p.add_argument("--out", metavar="PATH", help="also save the table (markdown) to this file")
     p.add_argument("--json-dir", help="keep each benchmark's JSON here (default: a temporary folder)")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = ["bench_train.py", "bench_yolov5.py", "bench_classify.py", "bench_analyze.py", "bench_compile.py", "run_all.py"]
+SCRIPTS = ["bench_train.py", "bench_epoch.py", "bench_yolov5.py", "bench_classify.py", "bench_analyze.py",
+           "bench_compile.py", "run_all.py"]
 
 
 def _load(name: str):
