@@ -260,6 +260,8 @@ def reproduce_results_section() -> str:
         out += ["", f"Seed-to-seed std of {label}: {spread}.{cost} Claims, judged by {res['test']}:", ""]
         for c in res["claims"]:
             p = "" if c["p"] is None else f", p = {c['p']:.2g}"
+            if c.get("ci95"):
+                p += f", 95% interval [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] pp"
             diff = "" if c["diff"] is None else f" ({100 * c['diff']:+.2f} pp{p})"
             out.append(f"- {c['text']}: **{c['verdict']}**{diff}")
         out.append("")

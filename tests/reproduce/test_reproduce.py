@@ -35,6 +35,7 @@ def test_table3_quick_writes_outputs_and_val_rescores_a_row(tmp_path, capsys):
     md = (t / "results.md").read_text()
     assert "| + stop gradient on identity (Fig. 9a) | yolor-csp-sg-identity | 158.96 |" in md
     assert "not meaningful" in md
+    assert "| difference (pp) | 95% interval (pp) | p | verdict |" in md  # how much each verdict says
 
     # `gradpath val` on a row's saved best.pt gives the number in results.json
     run = rows["sg-block"]["runs"][0]
@@ -97,6 +98,11 @@ def test_claim_verdicts_by_hand():
     # means 0.51 vs 0.41333; Welch t = 9.17 (hand: diff 0.09667 / sqrt(1e-4/3 + 2.3333e-4/3) = 0.09667 / 0.010541)
     r = compare("better", [0.5, 0.52, 0.51], [0.4, 0.41, 0.43])
     assert r["verdict"] == "holds" and r["t"] == pytest.approx(9.1706, abs=1e-3) and r["p"] < 0.05
+    # Welch-Satterthwaite df = (a + b)^2 / (a^2/2 + b^2/2) with a = 1e-4/3, b = 2.3333e-4/3: 3.448; t(0.975, 3.448)
+    # lies between t(0.975, 4) = 2.776 and t(0.975, 3) = 3.182, so the interval is 0.09667 +- (0.0293 .. 0.0335)
+    low, high = r["ci95"]
+    assert low + high == pytest.approx(2 * 0.096667, abs=1e-4)
+    assert 2.776 * 0.010541 < (high - low) / 2 < 3.182 * 0.010541
     assert compare("better", [0.4, 0.41, 0.43], [0.5, 0.52, 0.51])["verdict"] == "reversed"
     assert compare("better", [0.5, 0.4], [0.45, 0.46])["verdict"] == "within noise"
     assert compare("not_worse", [0.45, 0.55], [0.5, 0.51])["verdict"] == "holds"  # noise cannot refute it

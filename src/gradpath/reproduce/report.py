@@ -10,7 +10,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,12 @@ __all__ = ["write_outputs", "render_markdown", "machine"]
 
 METRIC_LABEL = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask AP", "mask_map50": "mask AP50",
                 "top1": "top-1", "top5": "top-5"}
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    """Welch's 95% interval of a claim's difference, in points: how much a verdict says (a "holds" for a
+    ``not_worse`` claim whose interval spans ±100 points says nothing)."""
+    return "-" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
 def machine() -> dict[str, Any]:
@@ -94,8 +100,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     cbody = []
     for c in res["claims"]:
         cbody.append([c["text"], c["kind"], "-" if c["diff"] is None else f"{100 * c['diff']:+.2f}",
-                      "-" if c["p"] is None else f"{c['p']:.3g}", f"**{c['verdict']}**"])
-    lines += [_md_table(["claim", "kind", "difference (pp)", "p", "verdict"], cbody), ""]
+                      _ci(c.get("ci95")), "-" if c["p"] is None else f"{c['p']:.3g}", f"**{c['verdict']}**"])
+    lines += [_md_table(["claim", "kind", "difference (pp)", "95% interval (pp)", "p", "verdict"], cbody), ""]
     return "\n".join(lines)
 
 
