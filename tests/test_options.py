@@ -119,6 +119,26 @@ def test_no_ema(env):
     assert any(not torch.equal(v, raw[k]) for k, v in with_ema["weights"].items() if v.is_floating_point())
 
 
+def test_no_channels_last(env, monkeypatch):
+    """On CPU the trainer stores the weights channels-last unless --no-channels-last: then they stay NCHW (the
+    same network and parameters; recorded in args.yaml so a resumed run keeps the layout)."""
+    import gradpath.engine.trainer as trainer_module
+
+    layouts = []
+    real = trainer_module.to_channels_last
+
+    def spy(model):
+        layouts.append("channels_last")
+        return real(model)
+
+    monkeypatch.setattr(trainer_module, "to_channels_last", spy)
+    run = _train(env, "nchw", "--no-channels-last", epochs=1)
+    assert layouts == []
+    assert yaml.safe_load((run / "args.yaml").read_text())["train"]["channels_last"] is False
+    _train(env, "nhwc", epochs=1)
+    assert layouts == ["channels_last"]
+
+
 def _lr_column(run: Path) -> list[float]:
     return [float(r["lr/pg0"]) for r in _rows(run)]
 

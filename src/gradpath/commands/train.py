@@ -82,6 +82,10 @@ def add_parser(sub) -> None:
                    "over ~1/(1-D) updates, so a short run needs a smaller one — the run warns when its EMA would be "
                    "made mostly of its early epochs")
     g.add_argument("--no-amp", action="store_true", help="disable mixed precision (it is only ever used on CUDA)")
+    g.add_argument("--no-channels-last", action="store_true",
+                   help="on CPU, train with NCHW weights (default: channels-last, which oneDNN convolutions run "
+                   "without layout reorders: 1.4x faster steps on the scaled yolor-elan, one thread; yolov5s-seg "
+                   "was about 5%% faster NCHW, within noise: try both on your model)")
     g = p.add_argument_group("the run")
     g.add_argument("--workers", type=int, help=f"data-loading worker processes (default {d.workers})")
     g.add_argument("--device", help="cpu, cuda, cuda:N or N (default: CUDA if available, else cpu; under "
@@ -145,6 +149,8 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
         train["amp"] = False
     if args.no_plots:
         train["plots"] = False
+    if args.no_channels_last:
+        train["channels_last"] = False
     for key in ("epochs", "batch"):
         if key in train:
             check_positive(train[key], f"--{key}")

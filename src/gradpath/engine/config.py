@@ -38,6 +38,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     deterministic: bool = True
+    channels_last: bool = True      # CPU: NHWC weights (oneDNN without reorders); --no-channels-last keeps NCHW
     val_interval: int = 1           # evaluate every N epochs (and always after the last)
     dist_timeout_min: float = 60.0  # DDP: how long a rank waits for a hung peer in a collective before failing
     plots: bool = True

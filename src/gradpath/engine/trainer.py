@@ -112,9 +112,11 @@ class Trainer:
         self.device = check_device(cfg.device, self.dist.local_rank)
 
         self.model = model.to(self.device)
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and cfg.channels_last:
             # oneDNN convs on NCHW reorder every input/output; NHWC weights avoid it (measured 1.25x per train
             # step of the scaled yolor-elan on 2 cores, benchmarks/bench_train.py). Same function, same params.
+            # Not every network gains as much: one thread, yolov5s-seg b8@320 ran 1.62 img/s channels-last and
+            # 1.70 NCHW (benchmarks/bench_yolov5.py [--nchw]); --no-channels-last keeps NCHW.
             to_channels_last(self.model)
         self.task.setup(self.model, self.device)
         self._build_loaders()
