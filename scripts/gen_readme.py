@@ -40,6 +40,7 @@ from gradpath.cli import main as gradpath_main
 from gradpath.data import generate_shapes
 from gradpath.recipes import RECIPES
 from gradpath.reproduce import reproduce_table1
+from gradpath.reproduce.report import format_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -261,7 +262,7 @@ def reproduce_results_section() -> str:
         for c in res["claims"]:
             p = "" if c["p"] is None else f", p = {c['p']:.2g}"
             if c.get("ci95"):
-                p += f", 95% interval [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] pp"
+                p += f", 95% interval {format_interval(c['ci95'])} pp"
             diff = "" if c["diff"] is None else f" ({100 * c['diff']:+.2f} pp{p})"
             out.append(f"- {c['text']}: **{c['verdict']}**{diff}")
         out.append("")

@@ -18,13 +18,13 @@ from matplotlib.figure import Figure
 
 from gradpath.formatting import table
 
-__all__ = ["write_outputs", "render_markdown", "machine"]
+__all__ = ["write_outputs", "render_markdown", "machine", "format_interval"]
 
 METRIC_LABEL = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask AP", "mask_map50": "mask AP50",
                 "top1": "top-1", "top5": "top-5"}
 
 
-def _ci(ci: Sequence[float] | None) -> str:
+def format_interval(ci: Sequence[float] | None) -> str:
     """Welch's 95% interval of a claim's difference, in points: how much a verdict says (a "holds" for a
     ``not_worse`` claim whose interval spans ±100 points says nothing)."""
     return "-" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
@@ -100,7 +100,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     cbody = []
     for c in res["claims"]:
         cbody.append([c["text"], c["kind"], "-" if c["diff"] is None else f"{100 * c['diff']:+.2f}",
-                      _ci(c.get("ci95")), "-" if c["p"] is None else f"{c['p']:.3g}", f"**{c['verdict']}**"])
+                      format_interval(c.get("ci95")), "-" if c["p"] is None else f"{c['p']:.3g}",
+                      f"**{c['verdict']}**"])
     lines += [_md_table(["claim", "kind", "difference (pp)", "95% interval (pp)", "p", "verdict"], cbody), ""]
     return "\n".join(lines)
 
