@@ -154,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     recipe = _recipe(args)
     tag = args.tag or (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
                        f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}"
-                       + "".join(f"-{k}{v}" for k, v in (("w", args.width), ("d", args.depth), ("lr", args.lr0),
-                                                           ("wu", args.warmup_epochs)) if v))
+                       + "".join(f"-{k}{v}" for k, v in (("w", args.width), ("d", args.depth), ("lr", args.lr0))
+                                 if v)
+                       # 0 warm-up epochs is a recipe of its own, unlike 0 for the options above ("the recipe's")
+                       + ("" if args.warmup_epochs is None else f"-wu{args.warmup_epochs}"))
     root = Path("runs/seed_noise") / tag
     folders = [root / args.task / f"{args.model}-seed{s}" for s in range(args.seeds)]
     for f in folders:
