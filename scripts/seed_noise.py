@@ -48,6 +48,8 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
         train["lr0"] = args.lr0
     if args.warmup_epochs is not None:
         train["warmup_epochs"] = args.warmup_epochs
+    if getattr(args, "optimizer", ""):
+        train["optimizer"] = args.optimizer
     overrides = dict(base.model_overrides)
     if args.width:
         overrides["width"] = args.width
@@ -58,6 +60,17 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
         options["imgsz"] = args.imgsz
     data = {**base.data, **({"n_train": args.n_train} if args.n_train else {})}
     return {"model_overrides": overrides, "data": data, "task_options": options, "train": train}
+
+
+def _tag(args: argparse.Namespace, recipe: dict[str, Any]) -> str:
+    """The probe's folder name: the recipe's length, size and EMA, then every option that changed it, so that two
+    recipes never share (and reuse) each other's runs."""
+    return (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
+            f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}"
+            + "".join(f"-{k}{v}" for k, v in (("w", args.width), ("d", args.depth), ("lr", args.lr0)) if v)
+            # 0 warm-up epochs is a recipe of its own, unlike 0 for the options above ("the recipe's")
+            + ("" if args.warmup_epochs is None else f"-wu{args.warmup_epochs}")
+            + (f"-{args.optimizer}" if args.optimizer else ""))
 
 
 def _data(task: str, settings: dict[str, Any]) -> str:
@@ -148,16 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=float, default=0.0, help="model depth multiplier (default: the recipe's)")
     ap.add_argument("--lr0", type=float, default=0.0, help="initial learning rate (default: the recipe's)")
     ap.add_argument("--warmup-epochs", type=float, default=None, help="warm-up epochs (default: the recipe's)")
+    ap.add_argument("--optimizer", choices=("sgd", "adamw"), default="",
+                    help="optimizer (default: the recipe's, or the task's when the recipe names none)")
     ap.add_argument("--val-interval", type=int, default=5)
     ap.add_argument("--tag", default="", help="folder under runs/seed_noise (default: from the options)")
     args = ap.parse_args(argv)
     recipe = _recipe(args)
-    tag = args.tag or (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
-                       f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}"
-                       + "".join(f"-{k}{v}" for k, v in (("w", args.width), ("d", args.depth), ("lr", args.lr0))
-                                 if v)
-                       # 0 warm-up epochs is a recipe of its own, unlike 0 for the options above ("the recipe's")
-                       + ("" if args.warmup_epochs is None else f"-wu{args.warmup_epochs}"))
+    tag = args.tag or _tag(args, recipe)
     root = Path("runs/seed_noise") / tag
     folders = [root / args.task / f"{args.model}-seed{s}" for s in range(args.seeds)]
     for f in folders:

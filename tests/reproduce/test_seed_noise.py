@@ -52,12 +52,26 @@ def test_recipe_options_change_only_what_they_name():
     """A probe of a candidate recipe starts from the task's default and changes only the options given."""
     base = seed_noise.small_recipe("classify", "default")
     args = argparse.Namespace(task="classify", val_interval=5, epochs=0, ema_decay=0.0, imgsz=0, n_train=0,
-                              width=0.125, depth=0.0, lr0=0.002, warmup_epochs=3.0)
+                              width=0.125, depth=0.0, lr0=0.002, warmup_epochs=3.0, optimizer="adamw")
     recipe = seed_noise._recipe(args)
     assert recipe["model_overrides"] == {**base.model_overrides, "width": 0.125}
-    assert recipe["train"] == {**base.train, "val_interval": 5, "lr0": 0.002, "warmup_epochs": 3.0}
+    assert recipe["train"] == {**base.train, "val_interval": 5, "lr0": 0.002, "warmup_epochs": 3.0,
+                               "optimizer": "adamw"}
     assert recipe["data"] == base.data and recipe["task_options"] == base.task_options
     unchanged = seed_noise._recipe(argparse.Namespace(**{**vars(args), "width": 0.0, "lr0": 0.0,
-                                                         "warmup_epochs": None}))
+                                                         "warmup_epochs": None, "optimizer": ""}))
     assert unchanged["model_overrides"] == base.model_overrides
     assert unchanged["train"] == {**base.train, "val_interval": 5}
+
+
+def test_every_changed_option_names_its_folder():
+    """Runs are reused by folder, so two different recipes must never get the same tag."""
+    args = argparse.Namespace(task="classify", val_interval=5, epochs=0, ema_decay=0.0, imgsz=0, n_train=0,
+                              width=0.0, depth=0.0, lr0=0.0, warmup_epochs=None, optimizer="")
+    base = seed_noise._tag(args, seed_noise._recipe(args))
+    assert base == "e30-i64-ndefault-ema0.997"
+    changes = {"width": 0.25, "lr0": 0.002, "warmup_epochs": 0.0, "optimizer": "adamw", "epochs": 60}
+    tags = {k: seed_noise._tag(a, seed_noise._recipe(a))
+            for k, a in ((k, argparse.Namespace(**{**vars(args), k: v})) for k, v in changes.items())}
+    assert len(set(tags.values()) | {base}) == len(changes) + 1
+    assert tags["warmup_epochs"].endswith("-wu0.0") and tags["optimizer"].endswith("-adamw")
