@@ -8,7 +8,8 @@ sides alike, and the per-iteration medians over all rounds are compared.
 
 Protocol: the worker is ``python -c PROTOCOL + <peer code>`` in the peer venv; it reads one JSON request per
 stdin line (``{"cmd": name, "args": [...]}``) and answers one line ``@@ <json>`` on stdout. Anything else the
-peer library prints is ignored; its stderr goes to a temporary file, shown when the worker dies. Only lists of
+peer library prints is ignored; its stderr goes to a temporary file, shown when the worker dies. A worker exits
+when its parent does, even in the middle of a request. Only lists of
 argv strings and JSON travel: no shell, no pickles (tensors go through a ``torch.save`` file read back with
 ``weights_only=True``).
 """
@@ -26,7 +27,15 @@ from typing import Any, Callable
 # and the request loop.
 PROTOCOL = r'''
 import sys
-import json as _json, sys as _sys, time as _time
+import json as _json, os as _os, sys as _sys, threading as _threading, time as _time
+def _exit_with_parent(parent=_os.getppid()):
+    # a request can run for many minutes (bench_epoch trains whole epochs) without reading stdin, so the end of
+    # stdin cannot tell the worker that the benchmark died; an orphan would go on training and load the machine
+    # under the next benchmark (seen once)
+    while _os.getppid() == parent:
+        _time.sleep(1)
+    _os._exit(3)
+_threading.Thread(target=_exit_with_parent, daemon=True).start()
 def _times(fn, n):
     out = []
     for _ in range(int(n)):

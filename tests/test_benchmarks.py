@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,44 @@ def test_dead_peer_worker_reports_its_stderr():
     with peer.Peer(sys.executable, 'raise SystemExit("boom from the peer")\n', []) as w:
         with pytest.raises(peer.PeerError, match="boom from the peer"):
             w.ask("anything")
+
+
+# argv: benchmarks folder, pid file. Starts a worker, gives it a two-minute request, then kills itself (-9).
+_DYING_BENCHMARK = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import _peer
+pid_file = sys.argv[2]
+code = "import os, time\nopen(%r, 'w').write(str(os.getpid()))\n_serve({'busy': lambda: time.sleep(120)})\n"
+w = _peer.Peer(sys.executable, code % pid_file, [])
+w.proc.stdin.write('{"cmd": "busy"}\n')
+w.proc.stdin.flush()
+while not (os.path.exists(pid_file) and open(pid_file).read()):
+    pass
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_peer_worker_exits_when_the_benchmark_dies_mid_request(tmp_path):
+    """A benchmark killed while its worker is busy (bench_epoch's requests train for minutes) must not leave the
+    worker running: it would load the machine under the next benchmark."""
+    pid_file = tmp_path / "worker.pid"
+    subprocess.run([sys.executable, "-c", _DYING_BENCHMARK, str(Path(peer.__file__).parent), str(pid_file)],
+                   timeout=60)
+    worker = int(pid_file.read_text())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.2)
+    assert not _alive(worker), "the peer worker outlived its benchmark"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")  # a zombie has exited
 
 
 def test_interleave_alternates_sides():
