@@ -17,7 +17,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -73,17 +73,24 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(bg, np.float32)
 
 
-def _colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
-    """A colour that stands out from the background it is drawn on (L1 distance >= 150 when possible)."""
+def most_distinct_colour(draw: Callable[[], np.ndarray], under: np.ndarray, tries: int) -> np.ndarray:
+    """The first of up to ``tries`` colours from ``draw()`` whose L1 distance from ``under`` (the mean colour
+    beneath the object) is at least 150, else the most distant one: objects must stand out from the background
+    for their labels to be learnable, and both generated sets use it."""
     best, best_d = None, -1.0
-    for _ in range(10):
-        c = rng.integers(0, 256, 3).astype(np.float32)
+    for _ in range(tries):
+        c = draw()
         d = float(np.abs(c - under).sum())
         if d > best_d:
             best, best_d = c, d
         if d >= 150:
             break
     return best
+
+
+def _colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
+    """Any RGB colour that stands out from ``under`` (best of 10 draws)."""
+    return most_distinct_colour(lambda: rng.integers(0, 256, 3).astype(np.float32), under, 10)
 
 
 def render_image(rng: np.random.Generator, size: int, names: list[str], objects: tuple[int, int],

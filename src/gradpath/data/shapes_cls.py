@@ -56,7 +56,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gradpath.data.generated import generate_once
-from gradpath.data.shapes import cache_dir
+from gradpath.data.shapes import cache_dir, most_distinct_colour
 from gradpath.errors import DataError
 
 __all__ = ["GENERATOR_VERSION", "COLOURS", "PATTERNS", "SHAPES", "DEFAULTS", "DIFFICULTY", "class_names",
@@ -159,16 +159,10 @@ def _background(rng: np.random.Generator, size: int, n_lines: int) -> np.ndarray
 
 
 def _target_colour(rng: np.random.Generator, family: str, under: np.ndarray, diff: dict) -> np.ndarray:
-    """A colour of ``family`` that stands out from the background under the target (best of 8 draws by L1)."""
-    best, best_d = None, -1.0
-    for _ in range(8):
-        c = _hsv(rng.uniform(*HUES[family]), rng.uniform(*diff["saturation"]), rng.uniform(*diff["value"]))
-        d = float(np.abs(c - under).sum())
-        if d > best_d:
-            best, best_d = c, d
-        if d >= 150:
-            break
-    return best
+    """A colour of ``family`` that stands out from the background under the target (best of 8 draws)."""
+    return most_distinct_colour(
+        lambda: _hsv(rng.uniform(*HUES[family]), rng.uniform(*diff["saturation"]), rng.uniform(*diff["value"])),
+        under, 8)
 
 
 def render_image(rng: np.random.Generator, imgsz: int, label: int, difficulty: dict | None = None) -> np.ndarray:
