@@ -132,8 +132,9 @@ def test_asymmetric_add_channels_and_space():
 
 
 def test_csp_rejects_bad_arguments():
-    with pytest.raises(GradpathError):
-        CSPStage(16, 32, lambda c, i: res_block(c, c), fusion="middle")
+    with pytest.raises(GradpathError, match=r"fusion must be one of \('fusion', 'first', 'last', 'none'\), "
+                       r"got 'lats'\. Did you mean: last\?"):
+        CSPStage(16, 32, lambda c, i: res_block(c, c), fusion="lats")
     with pytest.raises(GradpathError):  # fusion last outputs path+cross = 16+16, not 40
         CSPStage(16, 40, lambda c, i: res_block(c, c), n=1, fusion="last", path_chs=16, cross_chs=16)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Iterable, Sequence
 
 
 class GradpathError(ValueError):
@@ -44,3 +44,10 @@ def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         close = [c for c in choices if word.lower() in c.lower()][:n]
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> None:
+    """Raise ``GradpathError("NAME must be one of (...), got 'x'. Did you mean: ...?")`` unless ``value`` is one of
+    ``choices``: every option with a fixed set of values fails with the same kind of line."""
+    if value not in choices:
+        raise GradpathError(f"{name} must be one of {tuple(choices)}, got {value!r}.{suggest(str(value), choices)}")

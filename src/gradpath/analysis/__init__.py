@@ -20,7 +20,7 @@ from gradpath.analysis.fx_backend import UntraceableError, trace_fx
 from gradpath.analysis.graph import OpGraph
 from gradpath.analysis.paths import PathGraph, build_paths
 from gradpath.analysis.report import Report
-from gradpath.errors import GradpathError, suggest
+from gradpath.errors import GradpathError, check_choice
 
 BACKENDS = ("auto", "fx", "autograd", "manual")
 NORMS = ("merge", "count", "ignore")
@@ -54,10 +54,8 @@ def analyze(
     (Conv-BN-act is one unit), ``count`` or ``ignore`` (§2.2). Frozen units cost 1 but are listed only with
     ``include_frozen`` (§2.5).
     """
-    if backend not in BACKENDS:
-        raise GradpathError(f"backend must be one of {BACKENDS}, got {backend!r}.{suggest(backend, BACKENDS)}")
-    if norm not in NORMS:
-        raise GradpathError(f"norm must be one of {NORMS}, got {norm!r}")
+    check_choice("backend", backend, BACKENDS)
+    check_choice("norm", norm, NORMS)
     if isinstance(model, OpGraph):
         pg = build_paths(model, channel_groups)
         return Report(pg, "graph", "manual", norm, include_frozen, list(model.warnings))

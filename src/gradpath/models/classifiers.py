@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gradpath.errors import GradpathError, suggest
+from gradpath.errors import GradpathError, check_choice
 from gradpath.models.heads import ClassifierHead
 from gradpath.models.registry import PaperRef, register_model
 from gradpath.models.scaling import Scaler, check_scale
@@ -45,15 +45,12 @@ class ClassifierConfig:
     in_chans: int = 3
 
     def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise GradpathError(f"arch must be one of {ARCHS}, got {self.arch!r}.{suggest(str(self.arch), ARCHS)}")
+        check_choice("arch", self.arch, ARCHS)
         if self.num_classes < 1:
             raise GradpathError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.in_chans < 1:
             raise GradpathError(f"in_chans must be >= 1, got {self.in_chans}")
-        if self.fusion not in FUSIONS:
-            raise GradpathError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}."
-                                f"{suggest(str(self.fusion), FUSIONS)}")
+        check_choice("fusion", self.fusion, FUSIONS)
         if self.fusion != "fusion" and not self.csp:
             raise GradpathError("fusion applies to CSP classifiers only (csp=True)")
         check_stop_gradient(self.stop_gradient)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gradpath.errors import GradpathError, suggest
+from gradpath.errors import GradpathError, check_choice
 from gradpath.models.heads import ClassifierHead
 from gradpath.models.registry import register_model
 from gradpath.nn import ELAN, FUSIONS, ConvBNAct, CSPStage, res_block
@@ -35,12 +35,8 @@ class TinyNetConfig:
     stop_gradient: str | None = None
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise GradpathError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}."
-                                f"{suggest(str(self.strategy), STRATEGIES)}")
-        if self.fusion not in FUSIONS:
-            raise GradpathError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}."
-                                f"{suggest(str(self.fusion), FUSIONS)}")
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("fusion", self.fusion, FUSIONS)
         if len(self.widths) != len(self.depths) or not self.widths:
             raise GradpathError("widths and depths must be non-empty and of equal length")
         if self.num_classes < 1:

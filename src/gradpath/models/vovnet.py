@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gradpath.errors import GradpathError, suggest
+from gradpath.errors import GradpathError, check_choice
 from gradpath.models.detect import ANCHORS_YOLOR, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
 from gradpath.models.scaling import Scaler
@@ -57,9 +57,7 @@ class VoVNetConfig:
     in_chans: int = 3
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise GradpathError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}."
-                                f"{suggest(str(self.strategy), STRATEGIES)}")
+        check_choice("strategy", self.strategy, STRATEGIES)
         if self.csp and self.strategy != "elan":
             raise GradpathError("csp=True needs strategy='elan' (the CSP split acts on the ELAN stage)")
         if len(tuple(self.stage_blocks)) != 4 or min(self.stage_blocks) < 1 or self.convs_per_block < 1:

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gradpath.errors import GradpathError, suggest
+from gradpath.errors import GradpathError, check_choice
 from gradpath.models.detect import ANCHORS_YOLOR, Segment, YOLOSegModel
 from gradpath.models.registry import PaperRef, register_model
 from gradpath.models.scaling import Scaler
@@ -55,12 +55,8 @@ class YOLORConfig:
     in_chans: int = 3
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise GradpathError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}."
-                                f"{suggest(str(self.strategy), STRATEGIES)}")
-        if self.fusion not in FUSIONS:
-            raise GradpathError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}."
-                                f"{suggest(str(self.fusion), FUSIONS)}")
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("fusion", self.fusion, FUSIONS)
         if self.fusion != "fusion" and self.strategy != "csp":
             raise GradpathError(f"fusion={self.fusion!r} needs strategy='csp' (got {self.strategy!r})")
         check_stop_gradient(self.stop_gradient)

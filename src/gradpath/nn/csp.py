@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, check_choice
 from gradpath.nn.conv import ConvBNAct
 
 FUSIONS = ("fusion", "first", "last", "none")
@@ -57,8 +57,7 @@ class CSPStage(nn.Module):
         split_act: str | None = None,
     ) -> None:
         super().__init__()
-        if fusion not in FUSIONS:
-            raise GradpathError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        check_choice("fusion", fusion, FUSIONS)
         if not 0.0 < split < 1.0:
             raise GradpathError(f"split must be in (0, 1), got {split}")
         split_act = act if split_act is None else split_act

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradpath.errors import GradpathError
+from gradpath.errors import GradpathError, check_choice
 
 SHORTCUTS = ("add", "masked", "asym", "none")
 STOP_GRADIENT = (None, "identity", "block")
@@ -104,8 +104,7 @@ class Residual(nn.Module):
         act: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if shortcut not in SHORTCUTS:
-            raise GradpathError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
+        check_choice("shortcut", shortcut, SHORTCUTS)
         check_stop_gradient(stop_gradient)
         self.branch = branch
         self.out_channels = out_channels
