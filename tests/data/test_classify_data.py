@@ -167,7 +167,7 @@ def test_shapes_cls_is_deterministic_and_loads(tmp_path):
     assert c[first] != a[first]
     data = load_classify_data(tmp_path / "a" / "data.yaml")
     assert list(data.names) == shapes_cls.class_names() and data.nc == 30
-    assert data.names[0] == "cool-checker-circle" and data.names[-1] == "warm-striped-triangle"
+    assert data.names[0] == "cool-outline-circle" and data.names[-1] == "warm-striped-triangle"
     img, label = ClassifyDataset(data, "val", imgsz=32, augment=False)[29]
     assert img.shape == (3, 32, 32) and label == 29
     # a second call with the same settings reuses the set; other settings are refused

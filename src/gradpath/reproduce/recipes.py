@@ -60,8 +60,8 @@ SMALL: dict[tuple[str, str], SmallRecipe] = {
         note="not meaningful: one epoch on 4 images per class"),
     ("classify", "default"): SmallRecipe(
         # width 0.125, not the detectors' 0.25: at 0.25 csp-darknet53 passed 90% top-1 by epoch 20 (92.8 +- 2.4,
-        # 3 seeds), where Table 2 needs 50-90% with room for capacity to help; at 0.125 it ends at 85.8 +- 5.8
-        # (docs/results/seed-noise/classify-w0.125-csp-darknet53.md)
+        # 3 seeds), where Table 2 needs 50-90% with room for capacity to help. On shapes-cls version 3 it ends at
+        # 86.5 +- 4.4, not yet at a plateau (docs/results/seed-noise/classify-v3-w0.125-csp-darknet53.md)
         model_overrides={"width": 0.125, "depth": 0.34},
         data={},
         task_options={"imgsz": 64},
