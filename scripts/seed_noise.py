@@ -30,6 +30,7 @@ from gradpath.data.shapes_cls import default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
 from gradpath.job_pool import job_pool
 from gradpath.reproduce.recipes import small_recipe
+from gradpath.reproduce.small import data_version
 
 #: per task: the metrics summarised (the first is the tables' metric) and the training loss shown per seed
 METRICS = {"segment": ("box_map", "box_map50", "mask_map"), "classify": ("top1", "top5")}
@@ -63,14 +64,15 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _tag(args: argparse.Namespace, recipe: dict[str, Any]) -> str:
-    """The probe's folder name: the recipe's length, size and EMA, then every option that changed it, so that two
-    recipes never share (and reuse) each other's runs."""
+    """The probe's folder name: the recipe's length, size and EMA, every option that changed it and the embedded
+    set's version, so that two recipes (or two sets) never share (and reuse) each other's runs."""
     return (f"e{recipe['train']['epochs']}-i{recipe['task_options']['imgsz']}"
             f"-n{recipe['data'].get('n_train', 'default')}-ema{recipe['train'].get('ema_decay', 'default')}"
             + "".join(f"-{k}{v}" for k, v in (("w", args.width), ("d", args.depth), ("lr", args.lr0)) if v)
             # 0 warm-up epochs is a recipe of its own, unlike 0 for the options above ("the recipe's")
             + ("" if args.warmup_epochs is None else f"-wu{args.warmup_epochs}")
-            + (f"-{args.optimizer}" if args.optimizer else ""))
+            + (f"-{args.optimizer}" if args.optimizer else "")
+            + f"-data{data_version(args.task)}")  # the embedded set's generator version: other images, other runs
 
 
 def _data(task: str, settings: dict[str, Any]) -> str:

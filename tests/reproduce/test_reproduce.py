@@ -69,6 +69,27 @@ def test_table3_quick_writes_outputs_and_val_rescores_a_row(tmp_path, capsys):
     assert str(first) in err and "another recipe (differs in: train)" in err and len(err.splitlines()) == 1
 
 
+def test_a_run_on_another_version_of_the_embedded_set_is_refused(tmp_path):
+    """The generated sets change between generator versions (shapes-cls 3 replaced the checker fill), so a saved
+    run must name the version it was trained on; a segment run saved before the field was trained on shapes 1."""
+    from gradpath.errors import GradpathError
+    from gradpath.reproduce.small import _check_recipe, _fingerprint, data_version
+
+    def saved(task_table: str, edit) -> None:
+        fp = _fingerprint(TABLES[task_table], "default", TABLES[task_table].rows[0].model, 0)
+        edit(fp)
+        (tmp_path / "recipe.json").write_text(json.dumps(fp))
+        return _fingerprint(TABLES[task_table], "default", TABLES[task_table].rows[0].model, 0)
+
+    assert data_version("segment") == 1 and data_version("classify") == 3
+    _check_recipe(tmp_path, saved("table4", lambda fp: None))                     # same version: reused
+    _check_recipe(tmp_path, saved("table4", lambda fp: fp.pop("data_version")))   # legacy segment run: shapes 1
+    with pytest.raises(GradpathError, match="version unknown of the embedded set, today's is 3"):
+        _check_recipe(tmp_path, saved("table2", lambda fp: fp.pop("data_version")))
+    with pytest.raises(GradpathError, match=r"recipe.json: this run was trained on version 2 of the embedded set"):
+        _check_recipe(tmp_path, saved("table2", lambda fp: fp.update(data_version=2)))
+
+
 def test_jobs_train_runs_side_by_side_then_gather(tmp_path, capsys):
     out = tmp_path / "repro"
     assert main(["reproduce", "table5", "--budget", "quick", "--seeds", "1", "--jobs", "2", "--project", str(out),

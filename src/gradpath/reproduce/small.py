@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gradpath import runner
-from gradpath.data.shapes import default_shapes_root
-from gradpath.data.shapes_cls import default_shapes_cls_root
+from gradpath.data.shapes import GENERATOR_VERSION as SHAPES_VERSION, default_shapes_root
+from gradpath.data.shapes_cls import GENERATOR_VERSION as SHAPES_CLS_VERSION, default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
 from gradpath.errors import GradpathError, TrainingDiverged
 from gradpath.job_pool import job_pool
@@ -54,11 +54,23 @@ def _folder(spec: TableSpec, runs: Path, budget: str, model: str, seed: int) -> 
     return run_dir(runs, spec.task, budget, model, seed, spec.model_overrides)
 
 
+def data_version(task: str) -> int:
+    """The generator version of the task's embedded set: a run stands for today's table only if it was trained on
+    the same images (``shapes`` for detection + segmentation, ``shapes-cls`` for classification)."""
+    return SHAPES_VERSION if task == "segment" else SHAPES_CLS_VERSION
+
+
+#: The generator version a recipe.json written before it recorded one stands for: ``shapes`` was at version 1
+#: until then and every such segment run was trained on it; no classification run was saved before the field.
+_LEGACY_DATA_VERSION = {"segment": 1}
+
+
 def _fingerprint(spec: TableSpec, budget: str, model: str, seed: int) -> dict[str, Any]:
-    """What must be equal for a saved run to stand for this (model, seed) under today's recipe."""
+    """What must be equal for a saved run to stand for this (model, seed) under today's recipe and data."""
     return json.loads(json.dumps({"task": spec.task, "budget": budget, "model": model, "seed": seed,
                                   "recipe": asdict(small_recipe(spec.task, budget)),
-                                  "model_overrides": effective_overrides(spec, budget)}))
+                                  "model_overrides": effective_overrides(spec, budget),
+                                  "data_version": data_version(spec.task)}))
 
 
 def _check_recipe(folder: Path, expected: dict[str, Any]) -> None:
@@ -68,6 +80,11 @@ def _check_recipe(folder: Path, expected: dict[str, Any]) -> None:
         raise GradpathError(f"{folder}: a run without recipe.json; it cannot be matched to today's recipe — "
                             "remove the folder to retrain it")
     saved = json.loads(f.read_text())
+    if "data_version" not in saved and saved.get("task") in _LEGACY_DATA_VERSION:
+        saved["data_version"] = _LEGACY_DATA_VERSION[saved["task"]]
+    if saved.get("data_version") != expected["data_version"]:
+        raise GradpathError(f"{f}: this run was trained on version {saved.get('data_version', 'unknown')} of the "
+                            f"embedded set, today's is {expected['data_version']}; remove the folder to retrain it")
     if saved != expected:
         diff = sorted(k for k in expected["recipe"] if saved.get("recipe", {}).get(k) != expected["recipe"][k])
         raise GradpathError(f"{f}: this run was trained with another recipe (differs in: "
@@ -249,7 +266,7 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
         "seeds": seeds, "jobs": None if finished_only else jobs, "metric": spec.metric, "test": TEST_NAME,
         "partial": {"runs_done": n_done, "runs_asked": seeds * len(spec.rows)} if finished_only else None,
         "recipe": {"model_overrides": effective_overrides(spec, budget), "data": recipe.data,
-                   "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note,
+                   "data_version": data_version(spec.task), "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note,
                    "table_overrides": dict(spec.model_overrides), "table_overrides_why": spec.overrides_why},
         "seed_std": {"max": max(stds) if stds else None, "mean": sum(stds) / len(stds) if stds else None},
         "rows": rows, "claims": claims, "seconds": round(time.time() - t0, 1),
