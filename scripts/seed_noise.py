@@ -49,7 +49,7 @@ def _recipe(args: argparse.Namespace) -> dict[str, Any]:
         train["lr0"] = args.lr0
     if args.warmup_epochs is not None:
         train["warmup_epochs"] = args.warmup_epochs
-    if getattr(args, "optimizer", ""):
+    if args.optimizer:
         train["optimizer"] = args.optimizer
     overrides = dict(base.model_overrides)
     if args.width:
