@@ -15,8 +15,9 @@ that combination hard to read:
 
 The default set is 200 train + 50 val images per class (6000 / 1500) at 64 px: 64 px is the smallest size at
 which a 6-10 px stripe period, a 1.5-3 px outline and a star's points survive, and the cheapest for CPU training;
-1500 val images give a top-1 standard error of about 1.2 points. Generating it took about 23 s of CPU at version 2
-(3.1 ms per image, one core).
+1500 val images give a top-1 standard error of about 1.2 points. Generating it takes about 64 s at version 3 (8.6
+ms per image, one process; 7.0 ms of it rendering), once per machine since it is cached: the outline's erosion
+(a PIL MinFilter on the supersampled mask) made it 2.8x slower than version 2's 23 s.
 
 Calibration. Versions 1 and 2 filled the target with checker / solid / striped (``scripts/calibrate_shapes_cls.py``,
 AdamW 10 epochs: colour learnt in one epoch, solid vs patterned at once, the shape after about 5 epochs, and
