@@ -75,7 +75,7 @@ def test_a_run_on_another_version_of_the_embedded_set_is_refused(tmp_path):
     from gradpath.errors import GradpathError
     from gradpath.reproduce.small import _check_recipe, _fingerprint, data_version
 
-    def saved(task_table: str, edit) -> None:
+    def saved(task_table: str, edit) -> dict:
         fp = _fingerprint(TABLES[task_table], "default", TABLES[task_table].rows[0].model, 0)
         edit(fp)
         (tmp_path / "recipe.json").write_text(json.dumps(fp))
