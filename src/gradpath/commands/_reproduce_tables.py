@@ -28,8 +28,9 @@ def add_table_parsers(rsub) -> None:
         p.add_argument("--scale", choices=("small", "full"), default="small", help="small (here) or full (the "
                        "paper's setting, on a cluster) (default small)")
         p.add_argument("--seeds", type=int, default=3, help="seeds per row at small scale (default 3)")
-        p.add_argument("--budget", choices=BUDGETS, default="default", help="small scale: default (30 "
-                       "epochs, hours per table on 2 cores; not yet at a plateau, see docs/reproduce.md) or quick "
+        p.add_argument("--budget", choices=BUDGETS, default="default", help="small scale: default (hours "
+                       "per table on 2 cores: 30 epochs for detection, not yet at a plateau; 60 for classification; "
+                       "see docs/reproduce.md) or quick "
                        "(minutes; for tests only, NOT meaningful)")
         p.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA if available, else cpu)")
         p.add_argument("--jobs", type=int, default=1, help="small scale: train this many runs side by side, each "
