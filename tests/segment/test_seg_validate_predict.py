@@ -21,7 +21,7 @@ from gradpath.engine.checkpoint import make_checkpoint, save_checkpoint
 from gradpath.errors import DataError, GradpathError
 from gradpath.models import create_model
 from gradpath.tasks.segment import validate
-from gradpath.data import build_dataset
+from gradpath.data import build_dataset, load_data_config
 from gradpath.data.images import letterbox, read_image
 from gradpath.tasks.segment.predict import predict
 
@@ -105,6 +105,9 @@ def test_validate_maps_back_to_original_coordinates(monkeypatch):
     assert m["mask"]["map50"] == pytest.approx(1.0) and m["mask"]["map"] > 0.9
     assert [c["category_id"] for c in m["per_class"]] == [3, 7] and m["images"] == 2
     assert set(m["speed_ms"]) == {"inference", "nms"}
+    assert "predictions" not in m
+    kept = validate(PerfectModel(), [_batch()], FakeDataset(), "cpu", progress=False, keep_predictions=True)
+    assert kept["predictions"] == captured["preds"]  # exactly what was scored (`val --save-json` writes it)
 
 
 def test_letterbox_matches_contract():
@@ -302,6 +305,19 @@ def test_cli_val_on_a_coco_split(tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)
     assert set(m["box"]) == set(m["mask"]) == {"map", "map50", "map75"} and m["images"] == 2
     assert [(c["name"], c["category_id"], c["instances"]) for c in m["per_class"]] == [("cat4", 4, 1), ("cat9", 9, 2)]
+    # --save-json: the scored detections in the COCO results format; pycocotools scores them to val's number
+    saved = tmp_path / "out" / "dets.json"
+    assert main(["val", "--weights", str(w), "--data", str(data), "--batch", "2", "--json",
+                 "--save-json", str(saved)]) == 0
+    assert json.loads(capsys.readouterr().out)["box"] == m["box"]
+    from pycocotools.cocoeval import COCOeval
+    gt = build_dataset(load_data_config(str(data)), split="val", imgsz=64, augment=False).coco_gt()
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(json.loads(saved.read_text())), "bbox")
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert ev.stats[0] == pytest.approx(max(m["box"]["map"], 0.0))
+    assert main(["val", "--weights", str(w), "--data", str(data), "--save-json", str(tmp_path)]) == 2
+    assert "--save-json" in capsys.readouterr().err
     save_checkpoint(w, make_checkpoint(create_model("yolor-csp", num_classes=3, width=0.25, depth=0.34),
                                        task="segment"))
     assert main(["val", "--weights", str(w), "--data", str(data)]) == 2

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from gradpath.data import build_dataset, collate_fn, load_data_config
 from gradpath.deploy import deploy_model, export_model
 from gradpath.engine.checkpoint import model_config_dict, plain
-from gradpath.checks import check_device, check_imgsz
+from gradpath.checks import check_device, check_imgsz, check_output_path
 from gradpath.errors import DataError, GradpathError
 from gradpath.formatting import fmt_num, table
 from gradpath.tasks.segment.predict import predict
@@ -35,10 +35,14 @@ def add_val_args(p: argparse._ArgumentGroup) -> None:
     p.add_argument("--coco-json", help="segment: score against this official COCO annotation file (e.g. "
                    "instances_val2017.json) instead of the split's own labels, so YOLO-txt labels give numbers "
                    "comparable with the paper's")
+    p.add_argument("--save-json", metavar="FILE.json", help="segment: also write the scored detections there, in "
+                   "the COCO results format (boxes, RLE masks, scores; original image coordinates), e.g. for "
+                   "pycocotools or scripts/detector_factors.py")
 
 
 def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], imgsz: int) -> int:
     check_imgsz(imgsz)
+    save_json = check_output_path(args.save_json, "--save-json") if args.save_json else None
     try:
         cfg = load_data_config(args.data)
     except DataError as e:  # often classification folders given to a detector: say which kind of model this is
@@ -52,7 +56,12 @@ def run_val(args: argparse.Namespace, model: nn.Module, ck: Mapping[str, Any], i
     model = deploy_model(model, device)
     loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate_fn)
     m = validate(model, loader, ds, device, conf_thres=args.conf, iou_thres=args.iou, max_det=args.max_det,
-                 progress=not args.json, coco_json=args.coco_json)
+                 progress=not args.json, coco_json=args.coco_json, keep_predictions=save_json is not None)
+    if save_json is not None:
+        save_json.parent.mkdir(parents=True, exist_ok=True)
+        save_json.write_text(json.dumps(m.pop("predictions")) + "\n")
+        if not args.json:
+            print(f"detections written to {save_json} (COCO results format)")
     if args.json:
         print(json.dumps(m, indent=2))
         return 0

@@ -135,13 +135,15 @@ def validate(
     progress: bool = True,
     desc: str = "val",
     coco_json: str | os.PathLike | None = None,
+    keep_predictions: bool = False,
 ) -> dict[str, Any]:
     """COCO box/mask AP of ``model`` on ``dataloader`` (batches from ``gradpath.data.collate_fn``).
 
     ``dataset`` provides ``coco_gt()`` and ``class_to_category``. The model is run in eval mode and restored to
     its previous mode afterwards. Returns ``{"box", "mask", "per_class", "speed_ms", "images"}``; ``speed_ms``
     is per image: ``inference`` (forward) and ``nms``. ``coco_json``: score against that annotation file
-    (see the module docstring) instead of ``dataset.coco_gt()``.
+    (see the module docstring) instead of ``dataset.coco_gt()``. ``keep_predictions``: also return the scored
+    detections as ``"predictions"`` (COCO result dicts, original image coordinates), for ``val --save-json``.
     """
     net = unwrap(model)
     was_training = net.training
@@ -191,5 +193,7 @@ def validate(
     if metrics["mask"] is None:
         metrics["mask"] = {"map": 0.0, "map50": 0.0, "map75": 0.0}
     metrics["images"] = len(per_image)
+    if keep_predictions:
+        metrics["predictions"] = preds
     metrics["speed_ms"] = {"inference": 1000 * t_inf / max(n_img, 1), "nms": 1000 * t_nms / max(n_img, 1)}
     return metrics
