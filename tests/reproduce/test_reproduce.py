@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import yaml
 
 from gradpath.cli import main
 from gradpath.experiments.tables import TABLES
@@ -50,6 +51,12 @@ def test_table3_quick_writes_outputs_and_val_rescores_a_row(tmp_path, capsys):
     assert run["run_dir"] == str(run_folder)
     recipe = json.loads((run_folder / "recipe.json").read_text())
     assert recipe["model"] == "yolor-csp-sg-block" and recipe["budget"] == "quick" and recipe["seed"] == 0
+    # the settings the recipe leaves out are reported as the runs really got them
+    trained = yaml.safe_load((run_folder / "args.yaml").read_text())["train"]
+    implicit = res["recipe"]["train_defaults"]
+    assert implicit and "momentum" in implicit and not set(implicit) & set(res["recipe"]["train"])
+    assert {k: trained[k] for k in implicit} == implicit
+    assert f"every other training setting at the library default: {implicit}" in md
 
     # a rerun reuses the finished runs: same numbers, nothing retrained
     before = (run_folder / "weights" / "last.pt").stat().st_mtime_ns

@@ -64,7 +64,8 @@ SMALL: dict[tuple[str, str], SmallRecipe] = {
         # 3 seeds on shapes-cls 2). 60 epochs, not 30: on shapes-cls version 3, 30 epochs ended at 86.5 +- 4.4, still
         # rising 3.8 points in the last five (docs/results/seed-noise/classify-v3-w0.125-csp-darknet53.md); 60
         # reached 96.5 +- 0.4, +0.6 in the last ten (classify-v3-e60-w0.125-csp-darknet53.md): a plateau with a
-        # std inside the 1-2 point target, above the 50-90% band the set aimed for.
+        # std inside the 1-2 point target, above the 50-90% band the set aimed for. The optimizer is TrainConfig's
+        # default (SGD lr 0.01, linear decay), as in every probe; results.md prints the settings in full.
         model_overrides={"width": 0.125, "depth": 0.34},
         data={},
         task_options={"imgsz": 64},

@@ -65,7 +65,9 @@ def render_markdown(res: dict[str, Any]) -> str:
                   "runs in results.json).**"]
     r = res["recipe"]
     lines += ["", f"One recipe for every row: model overrides {r['model_overrides']}, data {r['data'] or 'default'}, "
-              f"task options {r['task_options']}, training {r['train']}."]
+              f"task options {r['task_options']}, training {r['train']}"
+              + (f", every other training setting at the library default: {r['train_defaults']}."
+                 if r.get("train_defaults") else ".")]
     if r.get("table_overrides"):
         lines += ["", f"This table overrides the recipe's scaling with {r['table_overrides']} for every row: "
                   f"{r.get('table_overrides_why') or 'no reason recorded'}."]

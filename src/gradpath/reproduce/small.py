@@ -22,6 +22,7 @@ from gradpath import runner
 from gradpath.data.shapes import GENERATOR_VERSION as SHAPES_VERSION, default_shapes_root
 from gradpath.data.shapes_cls import GENERATOR_VERSION as SHAPES_CLS_VERSION, default_shapes_cls_root
 from gradpath.engine.checkpoint import load_checkpoint
+from gradpath.engine.config import TrainConfig
 from gradpath.errors import GradpathError, TrainingDiverged
 from gradpath.job_pool import job_pool
 from gradpath.experiments.tables import TABLES, TableSpec
@@ -89,6 +90,19 @@ def _check_recipe(folder: Path, expected: dict[str, Any]) -> None:
         diff = sorted(k for k in expected["recipe"] if saved.get("recipe", {}).get(k) != expected["recipe"][k])
         raise GradpathError(f"{f}: this run was trained with another recipe (differs in: "
                             f"{', '.join(diff) or 'model/seed/budget'}); remove the folder to retrain it")
+
+
+#: TrainConfig fields that differ from run to run of a table (or only say where and how it runs)
+_PER_RUN = {"seed", "project", "name", "device", "val_interval", "plots", "workers", "dist_timeout_min"}
+
+
+def implicit_train_settings(train: dict[str, Any]) -> dict[str, Any]:
+    """The training settings a recipe does not name, at the ``TrainConfig`` defaults its runs get.
+
+    Why: ``runner.train`` builds ``TrainConfig(**recipe.train)``, so every field the recipe leaves out is the
+    library default (SGD at lr 0.01 with a linear decay, YOLOv5's), not the ``gradpath train --task classify``
+    defaults (timm-style SGD at 0.05, cosine). The report prints them, so that a recipe reads complete."""
+    return {k: v for k, v in asdict(TrainConfig()).items() if k not in train and k not in _PER_RUN}
 
 
 def _data(task: str, settings: dict[str, Any]) -> str:
@@ -266,7 +280,8 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
         "seeds": seeds, "jobs": None if finished_only else jobs, "metric": spec.metric, "test": TEST_NAME,
         "partial": {"runs_done": n_done, "runs_asked": seeds * len(spec.rows)} if finished_only else None,
         "recipe": {"model_overrides": effective_overrides(spec, budget), "data": recipe.data,
-                   "data_version": data_version(spec.task), "task_options": recipe.task_options, "train": recipe.train, "note": recipe.note,
+                   "data_version": data_version(spec.task), "task_options": recipe.task_options, "train": recipe.train,
+                   "train_defaults": implicit_train_settings(recipe.train), "note": recipe.note,
                    "table_overrides": dict(spec.model_overrides), "table_overrides_why": spec.overrides_why},
         "seed_std": {"max": max(stds) if stds else None, "mean": sum(stds) / len(stds) if stds else None},
         "rows": rows, "claims": claims, "seconds": round(time.time() - t0, 1),
