@@ -36,6 +36,8 @@ def test_table3_quick_writes_outputs_and_val_rescores_a_row(tmp_path, capsys):
     md = (t / "results.md").read_text()
     assert "| + stop gradient on identity (Fig. 9a) | yolor-csp-sg-identity | 158.96 |" in md
     assert "not meaningful" in md
+    assert "(1 seed) |" in md and "± 0.0" not in md  # one seed has no spread to print
+    assert all(r["summary"]["box_map"]["n"] == 1 for r in res["rows"])
     assert "| difference (pp) | 95% interval (pp) | p | verdict |" in md  # how much each verdict says
 
     # `gradpath val` on a row's saved best.pt gives the number in results.json

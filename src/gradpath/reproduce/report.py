@@ -38,8 +38,11 @@ def machine() -> dict[str, Any]:
 
 
 def _pm(s: dict | None, scale: float = 100.0) -> str:
+    """``mean ± std``; a single seed has no spread, so it says "(1 seed)" rather than a std of 0."""
     if not s:
         return "-"
+    if s.get("n") == 1:
+        return f"{scale * s['mean']:.1f} (1 seed)"
     return f"{scale * s['mean']:.1f} ± {scale * s['std']:.1f}"
 
 

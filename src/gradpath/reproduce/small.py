@@ -262,8 +262,8 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
     rows = []
     for row in spec.rows:
         per_seed = trained[row.key]
-        summary = {m: dict(zip(("mean", "std"), mean_std([r["metrics"][m] for r in per_seed])))
-                   for m in metric_names} if per_seed else {}
+        summary = {m: {**dict(zip(("mean", "std"), mean_std([r["metrics"][m] for r in per_seed]))),
+                       "n": len(per_seed)} for m in metric_names} if per_seed else {}
         rows.append({"key": row.key, "label": row.label, "model": row.model, "paper": dict(row.paper),
                      "counts": (counts or {}).get(row.model, {}), "gradient_paths": figures.get(row.key, {}),
                      "runs": per_seed, "summary": summary})
