@@ -40,7 +40,7 @@ from gradpath.cli import main as gradpath_main
 from gradpath.data import generate_shapes
 from gradpath.recipes import RECIPES
 from gradpath.reproduce import reproduce_table1
-from gradpath.reproduce.report import format_interval
+from gradpath.reproduce.report import format_interval, format_mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -204,13 +204,6 @@ def robustness_section() -> str:
 RESULTS = ROOT / "docs" / "results"
 
 
-def _pm(summary: dict, key: str) -> str:
-    s = summary.get(key)
-    if not s:
-        return "-"
-    return f"{100 * s['mean']:.1f} (1 seed)" if s.get("n") == 1 else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
-
-
 def reproduce_results_section() -> str:
     """Each published small-scale table: rows (paper vs ours, mean ± std over seeds) and each claim's verdict."""
     files = sorted(RESULTS.glob("table*/results.json"), key=lambda f: int(f.parent.name[5:]))
@@ -248,7 +241,8 @@ def reproduce_results_section() -> str:
                 "|---|---|" + "---:|" * (len(cols) + 1)]
         for r in res["rows"]:
             paper = r["paper"].get(cols[0][1])
-            cells = ["-" if paper is None else f"{paper:.1f}"] + [_pm(r["summary"], key) for _, key in cols[1:]]
+            cells = ["-" if paper is None else f"{paper:.1f}"] + [format_mean_std(r["summary"].get(key))
+                                                                  for _, key in cols[1:]]
             out.append(f"| {r['label']} | `{r['model']}` | " + " | ".join(cells)
                        + f" | {r['gradient_paths'].get('lsgp', '-')} |")
         label = "top-1" if res["task"] == "classify" else "box AP"

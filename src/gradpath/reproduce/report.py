@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from gradpath.formatting import table
 
-__all__ = ["write_outputs", "render_markdown", "machine", "format_interval"]
+__all__ = ["write_outputs", "render_markdown", "machine", "format_interval", "format_mean_std"]
 
 METRIC_LABEL = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask AP", "mask_map50": "mask AP50",
                 "top1": "top-1", "top5": "top-5"}
@@ -37,7 +37,7 @@ def machine() -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _pm(s: dict | None, scale: float = 100.0) -> str:
+def format_mean_std(s: dict | None, scale: float = 100.0) -> str:
     """``mean ± std``; a single seed has no spread, so it says "(1 seed)" rather than a std of 0."""
     if not s:
         return "-"
@@ -86,7 +86,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                      f"{c['gflops']:.2f}" if c.get("gflops") is not None else "-",
                      f"{c['params_m']:.2f}" if c.get("params_m") is not None else "-",
                      f"{row['paper'][paper_key]:.1f}" if paper_key in row["paper"] else "-",
-                     _pm(row["summary"].get(metric)), _pm(row["summary"].get(extra)),
+                     format_mean_std(row["summary"].get(metric)), format_mean_std(row["summary"].get(extra)),
                      g.get("lgp", "-"), g.get("lsgp", "-"),
                      f"{ts['units_changed']}/{ts['units_compared']} layers differ" if ts else "-"])
     lines += [_md_table(headers, body), ""]
@@ -186,7 +186,7 @@ def write_outputs(res: dict[str, Any], out: Path) -> dict[str, Path]:
 def console_summary(res: dict[str, Any]) -> str:
     """A short plain-text table for the terminal."""
     metric = res["metric"]
-    rows = [[r["key"], _pm(r["summary"].get(metric))] for r in res["rows"]]
+    rows = [[r["key"], format_mean_std(r["summary"].get(metric))] for r in res["rows"]]
     lines = [table(["row", f"{METRIC_LABEL.get(metric, metric)} % (mean ± std)"], rows, "lr")]
     lines += [f"{c['verdict']:>14}: {c['text']}" + ("" if c["diff"] is None else f" ({100 * c['diff']:+.2f} pp"
               + (f", p={c['p']:.3g})" if c["p"] is not None else ")")) for c in res["claims"]]
