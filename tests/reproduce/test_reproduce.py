@@ -10,6 +10,7 @@ import yaml
 from gradpath.cli import main
 from gradpath.experiments.tables import TABLES
 from gradpath.models.registry import get_entry
+from gradpath.reproduce.figures import reference_rows
 from gradpath.reproduce.full import dry_run, full_imgsz
 from gradpath.reproduce.stats import compare
 
@@ -32,7 +33,9 @@ def test_table3_quick_writes_outputs_and_val_rescores_a_row(tmp_path, capsys):
     assert rows["yolor-csp"]["counts"]["gflops"] == pytest.approx(158.96, abs=0.01)
     assert rows["sg-block"]["gradient_paths"]["lgp"] < rows["yolor-csp"]["gradient_paths"]["lgp"]
     assert rows["sg-identity"]["gradient_paths"]["lsgp"] > rows["yolor-csp"]["gradient_paths"]["lsgp"]
-    assert rows["sg-identity"]["gradient_paths"]["timestamps_vs_first"]["units_changed"] > 0
+    ts = rows["sg-identity"]["gradient_paths"]["timestamps_vs"]
+    assert ts["row"] == "yolor-csp" and ts["units_changed"] > 0
+    assert "timestamps_vs" not in rows["yolor-csp"]["gradient_paths"]  # the first row has no reference
     md = (t / "results.md").read_text()
     assert "| + stop gradient on identity (Fig. 9a) | yolor-csp-sg-identity | 158.96 |" in md
     assert "not meaningful" in md
@@ -138,6 +141,17 @@ def test_claim_verdicts_by_hand():
     assert compare("not_worse", [0.45, 0.55], [0.5, 0.51])["verdict"] == "holds"  # noise cannot refute it
     assert compare("not_worse", [0.30, 0.31, 0.29], [0.5, 0.52, 0.51])["verdict"] == "reversed"
     assert compare("better", [0.5], [0.4])["verdict"] == "n/a (1 seed)"
+
+
+def test_each_row_compares_timestamps_with_the_row_its_claim_names():
+    # a CSP row against its own baseline, not against the table's first row; baselines have no reference
+    assert reference_rows(TABLES["table2"]) == {"csp-darknet53": "darknet53", "csp-resnet50": "resnet50",
+                                                "csp-resnext50": "resnext50"}
+    assert reference_rows(TABLES["table3"]) == {"sg-identity": "yolor-csp", "sg-block": "yolor-csp"}
+    assert reference_rows(TABLES["table7"]) == {"elan-11": "yolor-v3", "elan-21": "elan-11", "elan-22": "elan-21"}
+    for spec in TABLES.values():  # always an earlier row, so the figures can be computed in row order
+        order = [r.key for r in spec.rows]
+        assert all(order.index(ref) < order.index(row) for row, ref in reference_rows(spec).items())
 
 
 def test_full_scale_commands_name_every_row(tmp_path, capsys):
