@@ -104,10 +104,29 @@ def test_train_items_and_collate_shapes_dtypes(tmp_path, png):
     random.seed(0)
     img, label = ds[4]
     assert img.dtype == torch.uint8 and img.shape == (3, 16, 16) and label == 1
-    assert set(ds._cache) == {4}
     imgs, labels = classify_collate([ds[i] for i in range(len(ds))])
     assert imgs.dtype == torch.uint8 and imgs.shape == (5, 3, 16, 16)
     assert labels.dtype == torch.int64 and labels.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_cache_decodes_once_up_front_and_reaches_the_loader_workers(tmp_path, png):
+    root = _layout(tmp_path / "ds", png, size=(30, 40))
+    plain = ClassifyDataset(root, "train", imgsz=16, augment=True)
+    cached = ClassifyDataset(root, "train", imgsz=16, augment=True, cache=True)
+    assert set(cached._cache) == set(range(len(cached)))
+    for i in range(len(plain)):  # the cached path gives the plain path's items, augmentation included
+        random.seed(i)
+        a = plain[i]
+        random.seed(i)
+        b = cached[i]
+        assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    expected = [plain.load(i).copy() for i in range(len(plain))]
+    for p in (root / "train").rglob("*.png"):  # a worker that decoded on its own would now fail
+        p.unlink()
+    cached.augment = False
+    loader = torch.utils.data.DataLoader(cached, batch_size=2, num_workers=1, collate_fn=classify_collate)
+    assert sum(len(labels) for _, labels in loader) == len(expected)
+    assert all(np.array_equal(cached.load(i), expected[i]) for i in range(len(expected)))
 
 
 def test_full_crop_with_certain_flip_is_the_mirror_image(tmp_path):

@@ -241,8 +241,11 @@ class ClassifyDataset(Dataset):
     """``(img uint8 (3, imgsz, imgsz), label int)`` items of one split.
 
     Randomness comes from Python's ``random`` module, which DataLoader seeds per worker (a per-dataset generator
-    would be copied into every worker and repeat itself). ``cache=True`` keeps decoded images in RAM (about
-    12 KB per 64-px image: fine for ``shapes-cls``, not for ImageNet)."""
+    would be copied into every worker and repeat itself). ``cache=True`` decodes every image once, here, and
+    keeps it in RAM (about 12 KB per 64-px image: fine for ``shapes-cls``, not for ImageNet). Up front, not on
+    first use: the training loader's workers live one epoch and a cache they filled dies with them, so a lazy cache
+    decoded every image again each epoch; filled in this process, it reaches every worker (inherited on fork,
+    pickled with the dataset on spawn). A corrupt image is then reported when the dataset is built."""
 
     def __init__(self, data: ClassifyData | str | Path, split: str, imgsz: int, augment: bool,
                  hyp: dict | None = None, cache: bool = False) -> None:
@@ -258,6 +261,9 @@ class ClassifyDataset(Dataset):
         self.hyp = resolve_classify_hyp(hyp)
         self.cache = cache
         self._cache: dict[int, np.ndarray] = {}
+        if cache:
+            for i in range(len(self.samples)):
+                self._cache[i] = read_image(self.samples[i][0])
 
     @property
     def labels(self) -> list[int]:
@@ -266,19 +272,9 @@ class ClassifyDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getstate__(self) -> dict:  # workers start with an empty cache rather than a copy of the parent's
-        state = dict(self.__dict__)
-        state["_cache"] = {}
-        return state
-
     def load(self, i: int) -> np.ndarray:
         """The decoded (H, W, 3) uint8 image of sample ``i`` (from the RAM cache when enabled)."""
-        if self.cache and i in self._cache:
-            return self._cache[i]
-        img = read_image(self.samples[i][0])
-        if self.cache:
-            self._cache[i] = img
-        return img
+        return self._cache[i] if self.cache else read_image(self.samples[i][0])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = self.load(i)
