@@ -27,6 +27,7 @@ from gradpath.data.generated import generate_once
 from gradpath.errors import DataError
 
 GENERATOR_VERSION = 1
+META_FILE = "shapes.json"  # written last into a complete set; its presence marks a folder as a generated set
 CATALOGUE = ("circle", "square", "triangle", "pentagon", "star", "hexagon")
 DEFAULTS = dict(n_train=600, n_val=100, size=256, classes=3, seed=0, objects=(2, 5), object_size=(24, 100))
 MAX_HIDDEN = 0.5  # a new shape may hide at most this fraction of an earlier one
@@ -202,7 +203,7 @@ def generate_shapes(root: str | Path, n_train: int = 600, n_val: int = 100, size
             "val: {images: images/val, annotations: annotations/instances_val.json}\n"
             f"names: [{', '.join(names)}]\n")
 
-    return generate_once(root, "shapes", "shapes.json", meta, write)
+    return generate_once(root, "shapes", META_FILE, meta, write)
 
 
 def cache_dir() -> Path:
@@ -217,7 +218,7 @@ def default_shapes_root(**overrides: object) -> Path:
                  tuple(kw["object_size"]))
     digest = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:10]
     root = cache_dir() / f"shapes-{digest}"
-    if not (root / "shapes.json").is_file():
+    if not (root / META_FILE).is_file():
         generate_shapes(root, kw["n_train"], kw["n_val"], kw["size"], names, kw["seed"], tuple(kw["objects"]),
                         tuple(kw["object_size"]))
     return root

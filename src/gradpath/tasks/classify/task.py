@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from gradpath.data.classify import CLASSIFY_HYP, ClassifyDataset, classify_collate, load_classify_data
+from gradpath.data.shapes_cls import META_FILE as SHAPES_CLS_META
 from gradpath.checks import check_imgsz
 from gradpath.errors import GradpathError, suggest
 from gradpath.tasks.classify import cli as classify_cli
@@ -49,8 +50,8 @@ class ClassifyTask:
     """Image classification with any registered classifier (``darknet53``, ``csp-resnet50``, the tiny references...).
 
     Options (stored in checkpoints; ``--resume`` rebuilds the task from them): ``data``, ``imgsz`` (None: the
-    model's own size), ``hyp`` (transform and loss overrides: ``classify_hyp``), ``cache`` (keep decoded images in
-    RAM; the default for the embedded set).
+    model's own size), ``hyp`` (transform and loss overrides: ``classify_hyp``), ``cache`` (decode every image once and
+    keep it in RAM; None: on for a generated ``shapes-cls`` set, wherever it lives, off otherwise).
     """
 
     name = "classify"
@@ -74,7 +75,7 @@ class ClassifyTask:
             check_imgsz(self.imgsz)
         self.hyp_overrides = dict(hyp or {})
         self.hyp = classify_hyp(self.hyp_overrides)
-        self.cache = bool(str(data) == "shapes-cls") if cache is None else bool(cache)
+        self.cache = (self.data_cfg.root / SHAPES_CLS_META).is_file() if cache is None else bool(cache)
         self.progress = progress
         self.last_metrics: dict[str, Any] | None = None
 

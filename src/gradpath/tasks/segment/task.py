@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gradpath.data import build_dataset, collate_fn, load_data_config
+from gradpath.data.shapes import META_FILE as SHAPES_META
 from gradpath.checks import check_imgsz
 from gradpath.errors import GradpathError
 from gradpath.hyp import segment_hyp
@@ -45,7 +46,8 @@ class SegmentTask:
     """Detection + instance segmentation with a YOLO-family detector and its YOLOv5-seg head.
 
     Options (stored in checkpoints; ``--resume`` rebuilds the task from them): ``data`` (``shapes`` or a dataset
-    yaml), ``imgsz`` (None: the model's own size), ``hyp`` (augmentation/loss overrides of the defaults).
+    yaml), ``imgsz`` (None: the model's own size), ``hyp`` (augmentation/loss overrides of the defaults),
+    ``cache`` (decode every image once and keep it in RAM; None: on for a generated ``shapes`` set, off otherwise).
     """
 
     name = "segment"
@@ -55,9 +57,11 @@ class SegmentTask:
     metric_names = METRIC_NAMES
 
     def __init__(self, data: Any = "shapes", imgsz: int | None = None, hyp: Mapping[str, Any] | None = None,
-                 progress: bool = True, conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300) -> None:
+                 progress: bool = True, conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300,
+                 cache: bool | None = None) -> None:
         self.data_cfg = load_data_config(data)
         self.data = data_ref(data)
+        self.cache = (self.data_cfg.root / SHAPES_META).is_file() if cache is None else bool(cache)
         self.imgsz = int(imgsz) if imgsz is not None else None
         if self.imgsz is not None:
             check_imgsz(self.imgsz)
@@ -71,7 +75,7 @@ class SegmentTask:
     # ----------------------------------------------------------------- what the run stores
     @property
     def options(self) -> dict[str, Any]:
-        return {"data": self.data, "imgsz": self.imgsz, "hyp": dict(self.hyp)}
+        return {"data": self.data, "imgsz": self.imgsz, "hyp": dict(self.hyp), "cache": self.cache}
 
     @property
     def names(self) -> list[str]:
@@ -110,10 +114,11 @@ class SegmentTask:
     def datasets(self) -> tuple[Dataset, Dataset | None]:
         if self.imgsz is None:
             raise GradpathError("the segment task needs an input size: pass imgsz or call setup(model) first")
-        train = build_dataset(self.data_cfg, split="train", imgsz=self.imgsz, augment=True, hyp=self.hyp_config)
+        train = build_dataset(self.data_cfg, split="train", imgsz=self.imgsz, augment=True, hyp=self.hyp_config,
+                              cache=self.cache)
         val = None
         if "val" in self.data_cfg.splits:
-            val = build_dataset(self.data_cfg, split="val", imgsz=self.imgsz, augment=False)
+            val = build_dataset(self.data_cfg, split="val", imgsz=self.imgsz, augment=False, cache=self.cache)
         return train, val
 
     def preprocess(self, batch: dict, device: torch.device) -> dict:
