@@ -11,6 +11,7 @@ from gradpath.cli import main
 from gradpath.experiments.tables import TABLES
 from gradpath.models.registry import get_entry
 from gradpath.reproduce.figures import reference_rows
+from gradpath.reproduce.report import bar_ylim
 from gradpath.reproduce.full import dry_run, full_imgsz
 from gradpath.reproduce.stats import compare
 
@@ -141,6 +142,15 @@ def test_claim_verdicts_by_hand():
     assert compare("not_worse", [0.45, 0.55], [0.5, 0.51])["verdict"] == "holds"  # noise cannot refute it
     assert compare("not_worse", [0.30, 0.31, 0.29], [0.5, 0.52, 0.51])["verdict"] == "reversed"
     assert compare("better", [0.5], [0.4])["verdict"] == "n/a (1 seed)"
+
+
+def test_bar_chart_axis_starts_at_zero_unless_that_hides_the_differences():
+    assert bar_ylim([40.0, 60.0, 72.0]) == pytest.approx((24.0, 88.0))  # 40 > 72 / 2: pad half the spread, 16
+    assert bar_ylim([30.0, 60.0, 72.0]) is None  # the lowest under half the highest: bars from 0
+    # Table 2: 93.7 .. 98.7 -> spread 5.0, pad 2.5: 91.2 .. 100 (capped)
+    assert bar_ylim([93.7, 98.7, 96.0]) == pytest.approx((91.2, 100.0))
+    assert bar_ylim([50.0, 50.4]) == pytest.approx((49.0, 51.4))  # at least one point of margin
+    assert bar_ylim([]) is None
 
 
 def test_each_row_compares_timestamps_with_the_row_its_claim_names():

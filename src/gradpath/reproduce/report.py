@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from gradpath.formatting import table
 
-__all__ = ["write_outputs", "render_markdown", "machine", "format_interval", "format_mean_std"]
+__all__ = ["write_outputs", "render_markdown", "machine", "format_interval", "format_mean_std", "bar_ylim"]
 
 METRIC_LABEL = {"box_map": "box AP", "box_map50": "box AP50", "mask_map": "mask AP", "mask_map50": "mask AP50",
                 "top1": "top-1", "top5": "top-5"}
@@ -143,11 +143,32 @@ def plot_bars(res: dict[str, Any], out: Path) -> Path:
         vals = [100 * run["metrics"].get(metric, 0.0) for run in r["runs"]]
         ax.scatter([i] * len(vals), vals, s=10, color="black", zorder=3)
     ax.set_xticks(x, [r["key"] for r in rows], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} (%)")
+    seen = [v for i, r in enumerate(rows) for v in
+            [means[i] - stds[i], means[i] + stds[i], *(100 * run["metrics"].get(metric, 0.0) for run in r["runs"])]]
+    zoom = bar_ylim(seen)
+    if zoom:
+        ax.set_ylim(*zoom)
+    ax.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} (%)" + (", axis not from 0" if zoom else ""))
     ax.set_title(f"{res['table']} ({res['budget']} budget, {res['seeds']} seed(s))", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     return out
+
+
+def bar_ylim(values: list[float]) -> tuple[float, float] | None:
+    """The y range of the bar chart when bars from 0 would hide the differences, else None (axis from 0).
+
+    Why: Table 2's rows end at 94-98% top-1 with a std under one point; from 0 every bar looks alike. When the
+    lowest value shown is above half the highest, the axis starts below the lowest by half the spread (at least
+    one point), and the label says that the axis does not start at 0."""
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    if lo <= 0.5 * hi:
+        return None
+    pad = max(0.5 * (hi - lo), 1.0)
+    top = hi + pad if hi > 100.0 else min(100.0, hi + pad)  # percentages stop at 100
+    return max(0.0, lo - pad), top
 
 
 def plot_curves(res: dict[str, Any], out: Path) -> Path:
