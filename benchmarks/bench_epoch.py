@@ -14,7 +14,8 @@ What runs, in a fresh process per side and round (rounds alternate ours, theirs,
   ``optimizer="AdamW", lr0=0.001``, on the SAME image files exported to its YOLO-seg layout (symlinked images,
   ``labels/*.txt`` of normalised polygons; an RLE mask, i.e. a circle or an occluded shape, becomes its largest
   external contour: pycocotools + cv2.findContours, done in the peer venv).
-- both: the same ``--imgsz``, ``--batch``, ``--workers``, ``--epochs``, ``device=cpu``, seed 0, no image cache,
+- both: the same ``--imgsz``, ``--batch``, ``--workers``, ``--epochs``, ``device=cpu``, seed 0, no image cache
+  (``--cache``: both cache in RAM; gradpath is told either way, since it caches the embedded sets by default),
   no plots, AMP off (CPU), each side's default augmentation (both: mosaic 1.0, HSV 0.015/0.7/0.4, translate 0.1,
   scale 0.5, fliplr 0.5, no mixup or copy-paste; albumentations is not in the peer venv). ultralytics gets
   ``close_mosaic=0``: its default 10 switches mosaic off for the last 10 epochs, i.e. for every epoch of a run this
@@ -70,12 +71,12 @@ OURS = r'''
 import csv, torch
 torch.set_num_threads(int(sys.argv[1]))
 from gradpath import runner
-def train(data, imgsz, batch, workers, epochs, width, depth, project, name):
+def train(data, imgsz, batch, workers, epochs, width, depth, project, name, cache):
     seen = {}
     def log(msg):
         seen.setdefault("threads", torch.get_num_threads())  # first called inside fit(): its thread setting
         print(msg, flush=True)
-    tr = runner.train("segment", "yolor-elan", task_options={"data": data, "imgsz": imgsz},
+    tr = runner.train("segment", "yolor-elan", task_options={"data": data, "imgsz": imgsz, "cache": cache},
                       model_overrides={"width": width, "depth": depth},
                       train_args={"epochs": epochs, "batch": batch, "workers": workers, "device": "cpu",
                                   "optimizer": "adamw", "lr0": 0.001, "val_interval": epochs, "plots": False,
@@ -134,7 +135,7 @@ def export(ann, images, out, split, limit):
             lines.append(" ".join([str(cls[a["category_id"]]), *(f"{v:.6f}" for v in xy)]))
         (ldir / (Path(im["file_name"]).stem + ".txt")).write_text("".join(s + "\n" for s in lines))
     return n
-def train(data, model, imgsz, batch, workers, threads, epochs, project, name, cpu_defaults):
+def train(data, model, imgsz, batch, workers, threads, epochs, project, name, cpu_defaults, cache):
     from ultralytics import YOLO
     m = YOLO(model)
     t0, sec, seen = {}, {}, {}
@@ -153,7 +154,8 @@ def train(data, model, imgsz, batch, workers, threads, epochs, project, name, cp
     m.add_callback("on_train_epoch_start", start)
     m.add_callback("on_train_epoch_end", end)
     m.train(data=data, imgsz=imgsz, batch=batch, workers=workers, epochs=epochs, device="cpu", optimizer="AdamW",
-            lr0=0.001, pretrained=False, val=False, plots=False, amp=False, cache=False, close_mosaic=0, seed=0,
+            lr0=0.001, pretrained=False, val=False, plots=False, amp=False, cache="ram" if cache else False,
+            close_mosaic=0, seed=0,
             project=project, name=name, exist_ok=True)
     with open(seen.pop("csv"), newline="") as f:
         cum = [float({k.strip(): v for k, v in r.items()}["time"]) for r in csv.DictReader(f)]
@@ -185,6 +187,10 @@ def main() -> int:
     p.add_argument("--peer-cpu-defaults", action="store_true",
                    help="let ultralytics keep its own CPU settings (workers=0, min(8, cores-1) threads)")
     p.add_argument("--allow-torch-mismatch", action="store_true")
+    p.add_argument("--cache", action="store_true",
+                   help="both sides keep decoded images in RAM (gradpath cache=True, ultralytics cache='ram'); "
+                   "default: neither does, so both decode every epoch (gradpath's own default caches the "
+                   "embedded sets, so it is set explicitly here)")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON (benchmarks/run_all.py reads it)")
     args = p.parse_args()
     if args.epochs < 2:
@@ -240,12 +246,13 @@ def main() -> int:
     def ours(r: int) -> dict:
         with Peer(sys.executable, OURS, [str(args.threads)]) as w:
             return w.ask("train", str(ours_yaml), args.imgsz, args.batch, args.workers, args.epochs, args.width,
-                         args.depth, str(work / "runs"), f"gradpath-r{r}")
+                         args.depth, str(work / "runs"), f"gradpath-r{r}", args.cache)
 
     def theirs(r: int) -> dict:
         with Peer(args.peer_python, PEER, []) as w:
             return w.ask("train", str(peer_yaml), args.peer_model, args.imgsz, args.batch, args.workers,
-                         train_threads, args.epochs, str(work / "runs"), f"{model}-r{r}", args.peer_cpu_defaults)
+                         train_threads, args.epochs, str(work / "runs"), f"{model}-r{r}", args.peer_cpu_defaults,
+                         args.cache)
 
     sides = {"gradpath": ours, **({model: theirs} if have_peer else {})}
     runs: dict[str, list[dict]] = {k: [] for k in sides}
