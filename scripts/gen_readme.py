@@ -222,7 +222,10 @@ def reproduce_results_section() -> str:
                      "reported with `--finished-only`")
         out += [f"**{res['table']}: {res['title']}** — `gradpath reproduce {res['table']} --seeds {res['seeds']}"
                 f"{'' if res['budget'] == 'default' else ' --budget ' + res['budget']}"
-                f"{' --finished-only' if partial else ''}`, budget `{res['budget']}`, "
+                f"{' --finished-only' if partial else ''}"
+                f"{' --rows ' + ','.join(res['rows_trained']) if res.get('rows_trained') else ''}`"
+                f"{' (the other rows: the runs they had finished)' if res.get('rows_trained') else ''}"
+                f", budget `{res['budget']}`, "
                 f"{seeds}, {m['cpu']} ({m.get('cpu_count', '?')} cores, "
                 f"{str(res['jobs']) + ' run(s) at a time' if res.get('jobs') else 'runs trained elsewhere'}), "
                 f"torch {m['torch']}, "

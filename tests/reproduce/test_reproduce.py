@@ -263,6 +263,20 @@ def test_a_row_whose_loss_diverges_is_a_result_scored_zero(tmp_path, capsys, mon
     assert "`gradpath reproduce table5 --seeds 2 --budget quick --finished-only`" in section
     assert "**partial**: 2 of 4 runs finished" in section and "no row has two runs yet" in section
 
+    # --rows: more seeds for some rows only; the others keep the runs they have, and the report says who has what
+    assert main([*args[:5], "2", *args[6:], "--rows", "yolor-prn"]) == 0
+    capsys.readouterr()
+    assert (out / "runs" / "quick" / "segment" / "yolor-prn-seed1" / "weights" / "best.pt").is_file()
+    assert not (out / "runs" / "quick" / "segment" / "yolor-v3-seed1").exists()
+    res = json.loads((out / "table5" / "results.json").read_text())
+    assert [len(r["runs"]) for r in res["rows"]] == [1, 2] and res["rows_trained"] == ["yolor-prn"]
+    assert res["partial"] is None
+    assert "seeds per row: yolor-v3 1, yolor-prn 2" in (out / "table5" / "results.md").read_text()
+    (tmp_path / "results" / "table5" / "results.json").write_text((out / "table5" / "results.json").read_text())
+    assert "--seeds 2 --budget quick --rows yolor-prn` (the other rows" in gen.reproduce_results_section()
+    assert main([*args, "--rows", "yolor-v3,prn"]) == 2
+    assert "--rows: table5 has no row 'prn'; its rows: yolor-v3, yolor-prn" in capsys.readouterr().err
+
 
 def _load_script(name):
     import importlib.util

@@ -43,6 +43,9 @@ def add_table_parsers(rsub) -> None:
         p.add_argument("--finished-only", action="store_true", help="small scale: train nothing; write the "
                        "table from the runs that have finished so far (e.g. while it trains in another process), "
                        "each row with the seeds it has, marked PARTIAL")
+        p.add_argument("--rows", metavar="KEY[,KEY...]", help="small scale: train only these rows (keys as in "
+                       "results.json, e.g. darknet53,csp-darknet53), for more seeds on one claim; the other rows are "
+                       "reported with the runs they have finished, and each row's n says how many seeds it has")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=run_table, table_name=name)
 
@@ -68,7 +71,8 @@ def run_table(args: argparse.Namespace) -> int:
                 rc = launch(cmds, args.data_root) or rc
             continue
         res = reproduce_small(name, seeds=args.seeds, budget=args.budget, out=out, device=args.device,
-                              progress=not args.quiet, jobs=args.jobs, finished_only=args.finished_only)
+                              progress=not args.quiet, jobs=args.jobs, finished_only=args.finished_only,
+                              rows=[k.strip() for k in args.rows.split(",") if k.strip()] if args.rows else None)
         if TABLES[name].analysis_only:
             print((out / "results.md").read_text())
         else:

@@ -52,12 +52,14 @@ def _same_growth(measured: str, paper: str) -> bool:
 
 def reproduce_small(name: str, *, seeds: int = 3, budget: str = "default", out: Path | None = None,
                     runs: Path | None = None, device: str | None = None, log: Callable[[str], None] = print,
-                    progress: bool = True, jobs: int = 1, finished_only: bool = False) -> dict[str, Any]:
+                    progress: bool = True, jobs: int = 1, finished_only: bool = False,
+                    rows: list[str] | None = None) -> dict[str, Any]:
     """Reproduce table ``name`` at small scale; writes results.json/.md and figures to ``out``.
 
     The training runs go to ``runs`` (default: ``runs/`` beside ``out``), shared by every table that has the same
     (model, seed) under the same recipe. ``jobs`` > 1 trains that many runs side by side (separate processes).
-    ``finished_only`` trains nothing and reports the runs finished so far (``run_small``).
+    ``finished_only`` trains nothing and reports the runs finished so far; ``rows`` trains only those rows and
+    reports the others with the runs they have finished (``run_small``).
     """
     spec: TableSpec = TABLES[name]
     out = Path(out or Path("runs") / "reproduce" / name)
@@ -70,6 +72,6 @@ def reproduce_small(name: str, *, seeds: int = 3, budget: str = "default", out: 
             m = measure(row.model)
             counts[row.model] = {"gflops": m["gflops"], "params_m": m["params_m"], "imgsz": m["imgsz"]}
     res = run_small(spec, seeds=seeds, budget=budget, runs=runs, device=device, log=log, progress=progress,
-                    counts=counts, jobs=jobs, finished_only=finished_only)
+                    counts=counts, jobs=jobs, finished_only=finished_only, rows=rows)
     write_outputs(res, out)
     return res

@@ -46,6 +46,14 @@ def format_mean_std(s: dict | None, scale: float = 100.0) -> str:
     return f"{scale * s['mean']:.1f} ± {scale * s['std']:.1f}"
 
 
+def seeds_per_row(res: dict[str, Any]) -> str:
+    """"3 seed(s) per row", or each row's count where they differ (``--rows`` gave some rows more seeds)."""
+    per_row = [len(row["runs"]) for row in res["rows"]]
+    if not per_row or len(set(per_row)) == 1:
+        return f"{per_row[0] if per_row else res['seeds']} seed(s) per row"
+    return "seeds per row: " + ", ".join(f"{row['key']} {n}" for row, n in zip(res["rows"], per_row))
+
+
 def render_markdown(res: dict[str, Any]) -> str:
     """``results.md``: the recipe, a row table (paper vs ours, counts, gradient paths) and the claims' verdicts."""
     metric = res["metric"]
@@ -57,7 +65,7 @@ def render_markdown(res: dict[str, Any]) -> str:
     side = f"{res['jobs']} at a time" if res.get("jobs") else "as many at a time as they were trained"
     trained = (f"its {len(secs)} runs trained for {sum(secs) / 3600:.2f} h in all (sum of their epoch times, "
                f"{side})" if secs else "no run time recorded")
-    lines.append(f"Small scale, budget `{res['budget']}`, {res['seeds']} seed(s) per row; {trained}; this "
+    lines.append(f"Small scale, budget `{res['budget']}`, {seeds_per_row(res)}; {trained}; this "
                  f"invocation {res['seconds'] / 60:.1f} min ({res['machine']['cpu']}, "
                  f"{res['machine'].get('cpu_count', '?')} cores, torch {res['machine']['torch']}), {res['date']}.")
     if res["recipe"].get("note"):
@@ -149,7 +157,7 @@ def plot_bars(res: dict[str, Any], out: Path) -> Path:
     if zoom:
         ax.set_ylim(*zoom)
     ax.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} (%)" + (", axis not from 0" if zoom else ""))
-    ax.set_title(f"{res['table']} ({res['budget']} budget, {res['seeds']} seed(s))", fontsize=10)
+    ax.set_title(f"{res['table']} ({res['budget']} budget, {seeds_per_row(res)})", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     return out

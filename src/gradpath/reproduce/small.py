@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from gradpath import runner
 from gradpath.data.shapes import GENERATOR_VERSION as SHAPES_VERSION, default_shapes_root
@@ -199,7 +199,7 @@ def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, devi
 
 
 def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None, jobs: int,
-                      log: Callable[[str], None]) -> None:
+                      log: Callable[[str], None], rows: Sequence[str] | None = None) -> None:
     """Train the table's (row, seed) runs ``jobs`` at a time, each in its own process with cores // jobs threads.
 
     Why: a table is many independent runs, and a machine with many cores (or a GPU) can hold several at once. On
@@ -211,7 +211,7 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
     pending, seen = [], set()
     for s in range(seeds):  # seed-major: an interrupted table has every row of its first seeds, not one row's seeds
         for row in spec.rows:
-            if (row.model, s) not in seen:
+            if (row.model, s) not in seen and (rows is None or row.key in rows):
                 seen.add((row.model, s))
                 pending.append((spec.name, row.key, s, budget, str(runs), device))
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -235,7 +235,7 @@ def is_done(spec: TableSpec, model: str, seed: int, budget: str, runs: Path) -> 
 def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
               counts: dict[str, dict[str, Any]] | None = None, jobs: int = 1,
-              finished_only: bool = False) -> dict[str, Any]:
+              finished_only: bool = False, rows: Sequence[str] | None = None) -> dict[str, Any]:
     """Train every row of ``spec`` with ``seeds`` seeds (runs under ``runs``); return the ``results.json`` content.
 
     ``counts`` maps a row's model to its exact FLOPs/params (``reproduce flops``), shown next to the metrics.
@@ -243,14 +243,30 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
     nothing: the table is reported from the runs that have finished (or diverged) so far — a look at a table that
     is still training elsewhere — and says so; each row then has the seeds it has, and a claim whose rows have
     fewer than two is not tested.
+
+    ``rows`` (row keys) trains only those rows, e.g. more seeds for the two rows of one claim whose verdict the
+    table's seeds could not settle; every other row is reported with the runs it has finished among the first
+    ``seeds`` seeds (its ``n`` says how many), so the table stays whole and says which rows have more seeds.
     """
+    only = list(rows) if rows is not None else None  # ``rows`` is reused below for the report's rows
+    if only is not None:
+        unknown = [k for k in only if k not in {r.key for r in spec.rows}]
+        if unknown:
+            raise GradpathError(f"--rows: {spec.name} has no row {unknown[0]!r}; its rows: "
+                                f"{', '.join(r.key for r in spec.rows)}")
     recipe = small_recipe(spec.task, budget)
     t0 = time.time()
     if jobs > 1 and not finished_only:
-        train_in_parallel(spec, seeds=seeds, budget=budget, runs=runs, device=device, jobs=jobs, log=log)
+        train_in_parallel(spec, seeds=seeds, budget=budget, runs=runs, device=device, jobs=jobs, log=log, rows=only)
     figures = row_figures(spec)
+
+    def wanted(row: Any, s: int) -> bool:  # train it, or report it only if it has finished
+        if finished_only or (only is not None and row.key not in only):
+            return is_done(spec, row.model, s, budget, runs)
+        return True
+
     trained = {row.key: [train_row_seed(spec, row.key, s, budget, runs, device, log, progress) for s in range(seeds)
-                         if not finished_only or is_done(spec, row.model, s, budget, runs)]
+                         if wanted(row, s)]
                for row in spec.rows}
     n_done = sum(len(v) for v in trained.values())
     if finished_only:
@@ -279,6 +295,7 @@ def run_small(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: s
         "table": spec.name, "title": spec.title, "task": spec.task, "scale": "small", "budget": budget,
         "seeds": seeds, "jobs": None if finished_only else jobs, "metric": spec.metric, "test": TEST_NAME,
         "partial": {"runs_done": n_done, "runs_asked": seeds * len(spec.rows)} if finished_only else None,
+        "rows_trained": only,
         "recipe": {"model_overrides": effective_overrides(spec, budget), "data": recipe.data,
                    "data_version": data_version(spec.task), "task_options": recipe.task_options, "train": recipe.train,
                    "train_defaults": implicit_train_settings(recipe.train), "note": recipe.note,
