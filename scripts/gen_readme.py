@@ -40,7 +40,7 @@ from gradpath.cli import main as gradpath_main
 from gradpath.data import generate_shapes
 from gradpath.recipes import RECIPES
 from gradpath.reproduce import reproduce_table1
-from gradpath.reproduce.report import format_interval, format_mean_std
+from gradpath.reproduce.report import format_interval, format_mean_std, seeds_per_row
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -213,10 +213,8 @@ def reproduce_results_section() -> str:
     for f in files:
         res = json.loads(f.read_text())
         m = res["machine"]
-        per_row = [len(r["runs"]) for r in res["rows"]]
         partial = res.get("partial")
-        seeds = (f"{min(per_row)} seeds per row" if len(set(per_row)) == 1
-                 else "seeds per row " + "/".join(map(str, per_row)))
+        seeds = seeds_per_row(res)
         if partial:
             seeds = (f"**partial**: {partial['runs_done']} of {partial['runs_asked']} runs finished ({seeds}), "
                      "reported with `--finished-only`")
