@@ -11,7 +11,7 @@ from gradpath.cli import main
 from gradpath.experiments.tables import TABLES
 from gradpath.models.registry import get_entry
 from gradpath.reproduce.figures import reference_rows
-from gradpath.reproduce.report import bar_ylim
+from gradpath.reproduce.report import bar_ylim, timestamps_cell
 from gradpath.reproduce.full import dry_run, full_imgsz
 from gradpath.reproduce.stats import compare
 
@@ -162,6 +162,21 @@ def test_each_row_compares_timestamps_with_the_row_its_claim_names():
     for spec in TABLES.values():  # always an earlier row, so the figures can be computed in row order
         order = [r.key for r in spec.rows]
         assert all(order.index(ref) < order.index(row) for row, ref in reference_rows(spec).items())
+
+
+def test_timestamps_cell_compares_layers_only_where_the_networks_share_them():
+    # Table 2's published figures: CSPDarknet-53 shares 4 of its 73 layer names with Darknet-53
+    base = {"key": "darknet53", "gradient_paths": {"units": 53, "mean_timestamps": 12.509}}
+    csp = {"units": 73, "mean_timestamps": 23.219,
+           "timestamps_vs": {"row": "darknet53", "units_compared": 4, "units_changed": 3}}
+    rows = [base, {"key": "csp-darknet53", "gradient_paths": csp}]
+    assert timestamps_cell(csp, rows) == ("vs darknet53: layers do not correspond (4 of 73 share a name); "
+                                          "mean timestamps per layer 23.2 vs 12.5")
+    # Table 3: a stop-gradient variant has its baseline's 124 layers
+    sg = {"units": 124, "timestamps_vs": {"row": "yolor-csp", "units_compared": 124, "units_changed": 63}}
+    rows = [{"key": "yolor-csp", "gradient_paths": {"units": 124}}, {"key": "sg-identity", "gradient_paths": sg}]
+    assert timestamps_cell(sg, rows) == "vs yolor-csp: 63/124 layers differ"
+    assert timestamps_cell({"units": 124}, rows) == "-"  # a row without a reference
 
 
 def test_full_scale_commands_name_every_row(tmp_path, capsys):

@@ -89,14 +89,13 @@ def render_markdown(res: dict[str, Any]) -> str:
     body = []
     for row in res["rows"]:
         c, g = row.get("counts") or {}, row.get("gradient_paths") or {}
-        ts = _timestamps_vs(g, res["rows"])
         body.append([row["label"], row["model"],
                      f"{c['gflops']:.2f}" if c.get("gflops") is not None else "-",
                      f"{c['params_m']:.2f}" if c.get("params_m") is not None else "-",
                      f"{row['paper'][paper_key]:.1f}" if paper_key in row["paper"] else "-",
                      format_mean_std(row["summary"].get(metric)), format_mean_std(row["summary"].get(extra)),
                      g.get("lgp", "-"), g.get("lsgp", "-"),
-                     f"vs {ts['row']}: {ts['units_changed']}/{ts['units_compared']} layers differ" if ts else "-"])
+                     timestamps_cell(g, res["rows"])])
     lines += [_md_table(headers, body), ""]
     diverged = [f"{row['key']} seed {run['seed']} (epoch {run['diverged']['epoch']}, batch {run['diverged']['batch']})"
                 for row in res["rows"] for run in row["runs"] if run.get("diverged")]
@@ -117,6 +116,26 @@ def render_markdown(res: dict[str, Any]) -> str:
                       f"**{c['verdict']}**"])
     lines += [_md_table(["claim", "kind", "difference (pp)", "95% interval (pp)", "p", "verdict"], cbody), ""]
     return "\n".join(lines)
+
+
+def timestamps_cell(g: dict, rows: list[dict]) -> str:
+    """The "timestamps vs its reference row" cell of a row whose analyzer figures are ``g``.
+
+    Why two forms: a layer-by-layer comparison means something when the two networks share their layers (a
+    stop-gradient variant and its baseline, PRN and YOLOR-v3). CSPDarknet-53 and Darknet-53 share the names of 4
+    of their 73 layers, so "3/4 layers differ" would read as a finding about the network; for such a pair the cell
+    says the layers do not correspond and compares the mean number of timestamps per layer instead."""
+    ts = _timestamps_vs(g, rows)
+    if not ts:
+        return "-"
+    ref = next((r.get("gradient_paths") or {} for r in rows if r["key"] == ts["row"]), {})
+    layers = max(g.get("units") or 0, ref.get("units") or 0)
+    if layers and 2 * ts["units_compared"] < layers:
+        means = (f"; mean timestamps per layer {g['mean_timestamps']:.1f} vs {ref['mean_timestamps']:.1f}"
+                 if g.get("mean_timestamps") is not None and ref.get("mean_timestamps") is not None else "")
+        return (f"vs {ts['row']}: layers do not correspond ({ts['units_compared']} of {layers} share a name)"
+                + means)
+    return f"vs {ts['row']}: {ts['units_changed']}/{ts['units_compared']} layers differ"
 
 
 def _timestamps_vs(g: dict, rows: list[dict]) -> dict | None:
