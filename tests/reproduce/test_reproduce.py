@@ -109,6 +109,7 @@ def test_jobs_train_runs_side_by_side_then_gather(tmp_path, capsys):
                  "--quiet", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "training 2 run(s), 2 at a time" in printed and printed.count("seed 0 finished (box_map ") == 2
+    assert "[2/2] " in printed and " elapsed, done" in printed  # the table's progress line
     res = json.loads((out / "table5" / "results.json").read_text())
     for row, model in zip(res["rows"], ("yolor-v3", "yolor-prn")):
         folder = out / "runs" / "quick" / "segment" / f"{model}-seed0"
@@ -120,6 +121,15 @@ def test_jobs_train_runs_side_by_side_then_gather(tmp_path, capsys):
     assert "reusing the finished run" in printed
     assert main(["reproduce", "table5", "--jobs", "0", "--project", str(out)]) == 2
     assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_time_left_estimates_from_the_runs_trained_here():
+    from gradpath.reproduce.small import time_left
+
+    assert time_left(30.0, [], 8, 3) == "0:01 elapsed"  # nothing trained yet (or only reused runs): no guess
+    # 9 runs, 3 side by side, the first finished after 58 min: 8 left at 58 min each, 3 at a time
+    assert time_left(3480.0, [3480.0], 8, 3) == "0:58 elapsed, about 2:35 left"
+    assert time_left(7200.0, [3000.0, 3600.0], 0, 2) == "2:00 elapsed, done"
 
 
 def _shapes_yaml(settings):

@@ -180,8 +180,32 @@ def _epoch_seconds(results_csv: Path) -> float | None:
     return round(sum(times), 1) if times else None
 
 
-def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, device: str | None) -> str:
-    """One run in a job process; its epoch lines go to ``train.log`` in its folder (a bar per job would interleave)."""
+#: a job that took less than this reused a finished run (or found a diverged one) rather than training
+TRAINED_S = 60.0
+
+
+def _clock(seconds: float) -> str:
+    m = int(seconds + 30) // 60
+    return f"{m // 60}:{m % 60:02d}"
+
+
+def time_left(elapsed: float, trained: Sequence[float], remaining: int, jobs: int) -> str:
+    """The table's progress line: time so far and, once a run has trained here, about how long the rest takes.
+
+    Why: a table is hours of runs that each log to their own folder, so the console is the one place that can say
+    when the whole will be done. The estimate is the mean time of the runs trained in this invocation (reused ones
+    took no time and say nothing), times the runs left, over the runs side by side; resumed runs make it short."""
+    if not remaining:
+        return f"{_clock(elapsed)} elapsed, done"
+    if not trained:
+        return f"{_clock(elapsed)} elapsed"
+    return f"{_clock(elapsed)} elapsed, about {_clock(sum(trained) / len(trained) * remaining / max(jobs, 1))} left"
+
+
+def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, device: str | None
+               ) -> tuple[str, float]:
+    """One run in a job process; its epoch lines go to ``train.log`` in its folder (a bar per job would interleave).
+    Returns the console line and the seconds the job took."""
     spec = TABLES[table]
     folder = _folder(spec, Path(runs), budget, spec.row(row_key).model, seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -193,9 +217,9 @@ def _train_job(table: str, row_key: str, seed: int, budget: str, runs: str, devi
         res = train_row_seed(spec, row_key, seed, budget, Path(runs), device, log=log, progress=False)
     m = res["metrics"]
     if res.get("diverged"):
-        return f"{row_key} seed {seed} diverged at epoch {res['diverged']['epoch']}"
+        return f"{row_key} seed {seed} diverged at epoch {res['diverged']['epoch']}", res["seconds"]
     got = ", ".join(f"{k} {m[k]:.4f}" for k in (spec.metric, "box_map50") if isinstance(m.get(k), float))
-    return f"{row_key} seed {seed} finished ({got})"
+    return f"{row_key} seed {seed} finished ({got})", res["seconds"]
 
 
 def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, device: str | None, jobs: int,
@@ -217,10 +241,14 @@ def train_in_parallel(spec: TableSpec, *, seeds: int, budget: str, runs: Path, d
     threads = max(1, (os.cpu_count() or 1) // jobs)
     log(f"training {len(pending)} run(s), {jobs} at a time with {threads} thread(s) each; each run's epochs are "
         f"logged to train.log in its folder under {runs}")
+    t0, trained = time.time(), []
     with job_pool(jobs, threads) as pool:  # its jobs stop (checkpointed) if this process is killed
         futures = [pool.submit(_train_job, *job) for job in pending]
         for done, fut in enumerate(futures, 1):
-            log(f"[{done}/{len(futures)}] {fut.result()}")
+            message, seconds = fut.result()
+            if seconds >= TRAINED_S:
+                trained.append(seconds)
+            log(f"[{done}/{len(futures)}] {message} · {time_left(time.time() - t0, trained, len(futures) - done, jobs)}")
 
 
 def is_done(spec: TableSpec, model: str, seed: int, budget: str, runs: Path) -> bool:
