@@ -78,3 +78,16 @@ def test_every_changed_option_names_its_folder():
     assert tags["warmup_epochs"].endswith("-wu0.0-data3") and tags["optimizer"].endswith("-adamw-data3")
     segment = argparse.Namespace(**{**vars(args), "task": "segment"})
     assert seed_noise._tag(segment, seed_noise._recipe(segment)).endswith("-data1")
+
+
+def test_class_loss_milestone_per_seed(tmp_path):
+    header = ["epoch", "train/cls", "metrics/box_map", "metrics/box_map50", "metrics/mask_map", "time_s"]
+    losses = {0: ["0.21", "0.16", "0.09", "0.08"], 1: ["0.21", "0.18", "0.15", "0.11"], 2: ["0.2", "0.19", "0.18", "0.17"]}
+    runs = [_write(tmp_path / f"m-seed{s}", header, [[str(e), v, "", "", "", "1"] for e, v in enumerate(vals)])
+            for s, vals in losses.items()]
+    out = seed_noise.summarise(runs, "segment")
+    assert out["cls_loss_by_epoch"]["m-seed1"] == [0.21, 0.18, 0.15, 0.11]
+    assert seed_noise.milestones(out, 0.12) == {"m-seed0": 3, "m-seed1": 4, "m-seed2": None}
+    md = seed_noise._markdown(out, {"train": {}}, jobs=3, milestone=0.12)
+    assert "First epoch with the cls loss below 0.12: m-seed0 3, m-seed1 4, m-seed2 never" in md
+    assert "below" not in seed_noise._markdown(out, {"train": {}}, jobs=3)  # only when asked
